@@ -1,0 +1,55 @@
+"""Ilji (일지): event sourcing for Python on PostgreSQL.
+
+The public API is what `__all__` lists; everything else may change between versions.
+"""
+
+from ilji.domain.errors import (
+    AppendOnlyViolation,
+    ConflictError,
+    DuplicateEventId,
+    IljiError,
+    SchemaError,
+    StoreUnavailable,
+    StreamNotFound,
+    ValidationError,
+    WrongExpectedVersion,
+)
+from ilji.domain.events import (
+    ANY,
+    EXISTS,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    StreamState,
+)
+from ilji.store.memory import MemoryEventStore
+from ilji.store.port import EventStore
+from ilji.store.postgres import PostgresEventStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANY",
+    "EXISTS",
+    "NO_STREAM",
+    "AppendOnlyViolation",
+    "AppendResult",
+    "ConflictError",
+    "DuplicateEventId",
+    "EventStore",
+    "ExpectedVersion",
+    "IljiError",
+    "MemoryEventStore",
+    "NewEvent",
+    "PostgresEventStore",
+    "RecordedEvent",
+    "SchemaError",
+    "StoreUnavailable",
+    "StreamNotFound",
+    "StreamState",
+    "ValidationError",
+    "WrongExpectedVersion",
+    "__version__",
+]

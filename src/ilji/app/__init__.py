@@ -1,0 +1,1 @@
+"""Command handling, repositories, snapshots and upcasting (built on the store)."""

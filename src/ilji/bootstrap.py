@@ -1,0 +1,58 @@
+"""Wiring: turn settings into a running store (embedded PostgreSQL, migrations, pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from ilji.embedded import EmbeddedPostgres, start_embedded
+from ilji.settings import Settings
+from ilji.store.migrate import migrate
+from ilji.store.postgres import PostgresEventStore
+
+log = logging.getLogger("ilji")
+
+
+@dataclass
+class Runtime:
+    """What a running Ilji process holds: the store, its URL, and the embedded server if any."""
+
+    store: PostgresEventStore
+    url: str
+    embedded: EmbeddedPostgres | None
+
+
+async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured URL, or the embedded server's (started here) when none is configured."""
+    if settings.database_url:
+        return settings.database_url, None
+    embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
+    return embedded.url, embedded
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Runtime]:
+    """Start what the settings ask for and yield it; stop everything on exit."""
+    url, embedded = await database_url(settings)
+    try:
+        if run_migrations:
+            applied = await migrate(url)
+            for migration in applied:
+                log.info("migration applied", extra={"version": migration.version})
+        store = await PostgresEventStore.open(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            max_event_size=settings.max_event_size,
+            idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
+        )
+        try:
+            yield Runtime(store=store, url=url, embedded=embedded)
+        finally:
+            await store.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,403 @@
+"""The `ilji` command: run, inspect and script the event store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ilji.bootstrap import Runtime, open_runtime
+from ilji.domain.errors import (
+    ConflictError,
+    EmbeddedPostgresError,
+    IljiError,
+    SchemaError,
+    StoreUnavailable,
+    StreamNotFound,
+    ValidationError,
+    WrongExpectedVersion,
+)
+from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent
+from ilji.domain.validation import validate_expected_version
+from ilji.logs import configure_logging
+from ilji.settings import Settings, load_settings
+from ilji.store.migrate import latest_version, migrate
+from ilji.store.port import Direction
+
+app = typer.Typer(
+    name="ilji",
+    help="Ilji (일지): an event store for Python on PostgreSQL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+# Exit codes a script can rely on.
+EXIT_ERROR, EXIT_INVALID, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="PostgreSQL URL (env ILJI_DATABASE_URL); without one Ilji runs its embedded server.",
+        show_default=False,
+    ),
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Embedded server data directory (env ILJI_DATA_DIR).", show_default=False
+    ),
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _settings(database_url: str | None, data_dir: Path | None) -> Settings:
+    try:
+        settings = load_settings(database_url=database_url, data_dir=data_dir)
+    except Exception as exc:  # pydantic's message names the setting
+        err.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    configure_logging(settings.log_format, settings.log_level, quiet=True)
+    return settings
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run `main` on an event loop; SIGINT/SIGTERM cancel it so cleanup runs; map errors."""
+
+    async def wrapper() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        return await main()
+
+    try:
+        return asyncio.run(wrapper())
+    except asyncio.CancelledError:
+        raise typer.Exit(0) from None
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+
+
+def _report(exc: IljiError) -> int:
+    err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    if isinstance(exc, ValidationError):
+        return EXIT_INVALID
+    if isinstance(exc, ConflictError):
+        return EXIT_CONFLICT
+    if isinstance(exc, StreamNotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, StoreUnavailable | EmbeddedPostgresError | SchemaError):
+        return EXIT_UNAVAILABLE
+    return EXIT_ERROR
+
+
+def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with open_runtime(settings) as runtime:
+            return await body(runtime)
+
+    return _run(main)
+
+
+def event_json(event: RecordedEvent) -> dict[str, Any]:
+    """An event as the JSON object the CLI and the HTTP API print."""
+    return {
+        "id": str(event.id),
+        "stream": event.stream,
+        "version": event.version,
+        "position": event.position,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata,
+        "recorded_at": event.recorded_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _events_table(title: str, events: list[RecordedEvent]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("position", "stream", "version", "type", "recorded at", "data"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        table.add_row(
+            str(e.position),
+            e.stream,
+            str(e.version),
+            e.type,
+            e.recorded_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            orjson.dumps(e.data).decode(),
+        )
+    return table
+
+
+def _parse_json_object(text: str, option: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(option, f"is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValidationError(option, "must be a JSON object, like '{\"seats\": 2}'")
+    return value
+
+
+def _parse_expected(text: str) -> int | Any:
+    value: object = int(text) if text.lstrip("-").isdigit() else text
+    return validate_expected_version(value)
+
+
+@app.command("migrate")
+def migrate_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Apply pending schema migrations (safe to run from many replicas at once)."""
+    settings = _settings(database_url, data_dir)
+
+    async def main() -> None:
+        from ilji.bootstrap import database_url as resolve
+
+        url, embedded = await resolve(settings)
+        try:
+            applied = await migrate(url)
+        finally:
+            if embedded:
+                embedded.stop()
+        if applied:
+            for m in applied:
+                out.print(f"applied migration {m.version:04d} {m.name}")
+        else:
+            out.print(f"schema is up to date (version {latest_version()})")
+
+    _run(main)
+
+
+@app.command("append")
+def append_command(
+    stream: Annotated[str, typer.Argument(help="Stream name, like order-42.")],
+    event_type: Annotated[str, typer.Option("--type", "-t", help="Event type, like OrderPlaced.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Event data as a JSON object.")] = "{}",
+    metadata: Annotated[str, typer.Option("--metadata", "-m", help="Metadata JSON object.")] = "{}",
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (UUID) to make retries idempotent.")
+    ] = None,
+    expected_version: Annotated[
+        str, typer.Option("--expected-version", "-e", help="A version, any, no_stream or exists.")
+    ] = "any",
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Append one event to a stream."""
+    settings = _settings(database_url, data_dir)
+    try:
+        expected = _parse_expected(expected_version)
+        body = _parse_json_object(data, "--data")
+        meta = _parse_json_object(metadata, "--metadata")
+        try:
+            eid = uuid.UUID(event_id) if event_id else uuid.uuid4()
+        except ValueError:
+            raise ValidationError("--id", f"{event_id!r} is not a UUID") from None
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+    event = NewEvent(type=event_type, data=body, metadata=meta, id=eid)
+
+    async def body_(runtime: Runtime) -> None:
+        result = await runtime.store.append(stream, [event], expected)
+        if json_output:
+            _print_json(
+                {
+                    "stream": result.stream,
+                    "first_version": result.first_version,
+                    "last_version": result.last_version,
+                    "first_position": result.first_position,
+                    "last_position": result.last_position,
+                }
+            )
+        else:
+            again = " (already stored: idempotent retry)" if result.idempotent else ""
+            out.print(
+                f"appended {event_type} to {stream} as version {result.last_version} "
+                f"at position {result.last_position}{again}",
+                highlight=False,
+            )
+
+    _with_runtime(settings, body_)
+
+
+@app.command("read")
+def read_command(
+    stream: Annotated[str, typer.Argument(help="Stream name.")],
+    from_version: Annotated[int | None, typer.Option("--from-version", min=0)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    backward: Annotated[bool, typer.Option("--backward", help="Newest first.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a stream's events."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        direction: Direction = "backward" if backward else "forward"
+        events = await runtime.store.read_stream(stream, from_version, limit, direction)
+        if not events and await runtime.store.stream_version(stream) == 0:
+            raise StreamNotFound(stream)
+        if json_output:
+            _print_json({"stream": stream, "events": [event_json(e) for e in events]})
+        else:
+            out.print(_events_table(f"stream {stream}", events))
+
+    _with_runtime(settings, body)
+
+
+@app.command("tail")
+def tail_command(
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Only this category.")] = None,
+    after: Annotated[int, typer.Option("--after", min=0, help="Start after this position.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the global log (or one category); with --follow, live until interrupted."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        store = runtime.store
+        if follow:
+            async for event in store.follow(after, category=category):
+                if json_output:
+                    _print_json(event_json(event))
+                else:
+                    out.print(
+                        f"{event.position:>16}  {event.stream}@{event.version}  {event.type}  "
+                        f"{orjson.dumps(event.data).decode()}",
+                        highlight=False,
+                    )
+            return
+        if category:
+            events = await store.read_category(category, after, limit)
+        else:
+            events = await store.read_all(after, limit)
+        nxt = events[-1].position if events else after
+        if json_output:
+            _print_json({"events": [event_json(e) for e in events], "next": nxt})
+        else:
+            out.print(_events_table(f"{'category ' + category if category else '$all'}", events))
+            out.print(f"next: --after {nxt}", highlight=False)
+
+    _with_runtime(settings, body)
+
+
+@app.command("info")
+def info_command(
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show where the store is and what it holds."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        info = await runtime.store.info()
+        oldest = await runtime.store.oldest_transaction_age()
+        data = {
+            "database": info.database,
+            "server_version": info.server_version,
+            "embedded_data_dir": str(runtime.embedded.data_dir) if runtime.embedded else None,
+            "schema_version": latest_version(),
+            "streams": info.streams,
+            "events": info.events,
+            "last_position": info.last_position,
+            "oldest_open_transaction_seconds": round(oldest, 3),
+        }
+        if json_output:
+            _print_json(data)
+            return
+        table = Table(show_header=False, title="Ilji", title_justify="left")
+        for key, value in data.items():
+            table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+        out.print(table)
+
+    _with_runtime(settings, body)
+
+
+@app.command("quickstart")
+def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """A guided tour: append events, read them back, and see optimistic concurrency at work."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        store = runtime.store
+        stream = f"cart-{uuid.uuid4().hex[:8]}"
+        where = (
+            f"the embedded PostgreSQL in {runtime.embedded.data_dir}"
+            if runtime.embedded
+            else "the PostgreSQL at ILJI_DATABASE_URL"
+        )
+        out.rule("Ilji quickstart")
+        out.print(f"Using {where}.\n")
+        out.print(f"1. Append two events to a new stream [bold]{stream}[/bold], expecting no stream:")
+        first = await store.append(
+            stream,
+            [
+                NewEvent("ItemAdded", {"sku": "tea", "qty": 2}),
+                NewEvent("ItemAdded", {"sku": "cup", "qty": 1}),
+            ],
+            NO_STREAM,
+        )
+        out.print(f"   stored as versions {first.first_version}-{first.last_version}.\n")
+        out.print("2. Read the stream back:")
+        out.print(_events_table(stream, await store.read_stream(stream)))
+        out.print("\n3. Two writers both read version 2 and append. Only one can win:")
+        await store.append(stream, [NewEvent("ItemRemoved", {"sku": "cup"})], 2)
+        out.print("   writer A appended ItemRemoved at version 3.")
+        try:
+            await store.append(stream, [NewEvent("CheckedOut", {})], 2)
+        except WrongExpectedVersion as exc:
+            out.print(
+                f"   writer B was refused: expected {exc.expected}, actual {exc.actual}. "
+                "It reloads the stream, decides again and retries.\n"
+            )
+        out.print("4. A retry with the same event id is idempotent:")
+        event = NewEvent("CheckedOut", {"total": 7})
+        a = await store.append(stream, [event], 3)
+        b = await store.append(stream, [event], 3)
+        out.print(
+            f"   first call: version {a.last_version}; retry: version {b.last_version}, "
+            f"idempotent={b.idempotent}.\n"
+        )
+        out.print("Try it yourself:")
+        out.print(f"   .venv/bin/ilji read {stream}")
+        out.print("   .venv/bin/ilji tail --follow   (and append from another terminal)")
+
+    _with_runtime(settings, body)
+
+
+def main() -> None:
+    """Entry point of the `ilji` console script."""
+    with contextlib.suppress(BrokenPipeError):
+        app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Ilji's error hierarchy: every failure a caller can see is one of these.
+
+The store translates database driver exceptions into these classes in one place
+(`ilji.store.errors`), and the server maps each class to one HTTP status in one table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IljiError(Exception):
+    """The root of every error Ilji raises on purpose."""
+
+    #: A short, stable machine name for the kind of error (used in problem+json `type`).
+    code = "ilji-error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(IljiError):
+    """Input that Ilji refuses before anything is stored; `field` names what is wrong."""
+
+    code = "validation-error"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.field = field
+
+
+class ConflictError(IljiError):
+    """The request is well-formed but conflicts with what is stored."""
+
+    code = "conflict"
+
+
+class WrongExpectedVersion(ConflictError):
+    """The stream's version is not what the caller expected (optimistic concurrency)."""
+
+    code = "wrong-expected-version"
+
+    def __init__(self, stream: str, expected: int | str, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r}: expected version {expected}, but the stream is at version {actual}",
+            stream=stream,
+            expected=expected,
+            actual=actual,
+        )
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+class DuplicateEventId(ConflictError):
+    """An event id is already stored, and this append is not an exact retry of that batch."""
+
+    code = "duplicate-event-id"
+
+    def __init__(self, stream: str, event_ids: list[str], reason: str) -> None:
+        super().__init__(
+            f"stream {stream!r}: event id(s) {', '.join(event_ids)} already stored ({reason}); "
+            "nothing was appended",
+            stream=stream,
+            event_ids=event_ids,
+        )
+        self.stream = stream
+        self.event_ids = event_ids
+
+
+class StreamNotFound(IljiError):
+    """The stream has no events."""
+
+    code = "stream-not-found"
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream!r} has no events", stream=stream)
+        self.stream = stream
+
+
+class AppendOnlyViolation(IljiError):
+    """Someone tried to change or delete stored events; the database refused."""
+
+    code = "append-only"
+
+
+class StoreUnavailable(IljiError):
+    """The database cannot be reached or is shutting down; the operation may be retried."""
+
+    code = "store-unavailable"
+
+
+class SchemaError(IljiError):
+    """The database schema is missing, too new, or in a state Ilji cannot use."""
+
+    code = "schema-error"
+
+
+class EmbeddedPostgresError(IljiError):
+    """The embedded PostgreSQL server could not be started or used."""
+
+    code = "embedded-postgres"

@@ -1,0 +1,118 @@
+"""Validation of names and shapes, shared by the store, its in-memory twin and the server."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ilji.domain.errors import ValidationError
+from ilji.domain.events import MAX_EVENTS_PER_APPEND, ExpectedVersion, NewEvent, StreamState
+
+MAX_STREAM_NAME_LENGTH = 200
+MAX_TYPE_LENGTH = 200
+
+
+def _has_forbidden_char(text: str) -> str | None:
+    for ch in text:
+        # Cc: control characters; Z*: separators (spaces); Cs: lone surrogates; Cn: unassigned
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs", "Zs", "Zl", "Zp") or ch.isspace():
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def validate_stream_name(stream: object, *, allow_system: bool = False) -> str:
+    """Check a stream name: 1..200 characters, no whitespace or control characters.
+
+    Names starting with `$` are reserved for Ilji's own streams (`$all` is the global log).
+    """
+    if not isinstance(stream, str):
+        raise ValidationError("stream", "must be a string")
+    if not stream:
+        raise ValidationError("stream", "must not be empty")
+    if len(stream) > MAX_STREAM_NAME_LENGTH:
+        raise ValidationError(
+            "stream", f"must be at most {MAX_STREAM_NAME_LENGTH} characters, got {len(stream)}"
+        )
+    bad = _has_forbidden_char(stream)
+    if bad:
+        raise ValidationError("stream", f"must not contain whitespace or control characters ({bad})")
+    if stream.startswith("$") and not allow_system:
+        raise ValidationError("stream", "names starting with '$' are reserved for Ilji")
+    return stream
+
+
+def validate_category(category: object) -> str:
+    """Check a category name: a stream name without `-`."""
+    name = validate_stream_name(category, allow_system=True)
+    if "-" in name:
+        raise ValidationError("category", "must not contain '-' (it separates category and id)")
+    return name
+
+
+def validate_event_type(event_type: object, field: str = "type") -> str:
+    """Check an event type: 1..200 characters, no whitespace or control characters."""
+    if not isinstance(event_type, str):
+        raise ValidationError(field, "must be a string")
+    if not event_type:
+        raise ValidationError(field, "must not be empty")
+    if len(event_type) > MAX_TYPE_LENGTH:
+        raise ValidationError(field, f"must be at most {MAX_TYPE_LENGTH} characters, got {len(event_type)}")
+    bad = _has_forbidden_char(event_type)
+    if bad:
+        raise ValidationError(field, f"must not contain whitespace or control characters ({bad})")
+    return event_type
+
+
+def validate_expected_version(expected: object) -> ExpectedVersion:
+    """Accept an int >= 0, a `StreamState`, or one of the strings 'any', 'no_stream', 'exists'."""
+    if isinstance(expected, StreamState):
+        return expected
+    if isinstance(expected, bool):
+        raise ValidationError("expected_version", "must be an integer >= 0 or a stream state")
+    if isinstance(expected, int):
+        if expected < 0:
+            raise ValidationError("expected_version", f"must be >= 0, got {expected}")
+        return expected
+    if isinstance(expected, str):
+        try:
+            return StreamState(expected)
+        except ValueError:
+            pass
+    raise ValidationError(
+        "expected_version", "must be an integer >= 0 or one of 'any', 'no_stream', 'exists'"
+    )
+
+
+def validate_events(events: Sequence[NewEvent]) -> None:
+    """Check a batch's size, ids (unique within the batch) and each event's type and shape."""
+    if not isinstance(events, Sequence) or isinstance(events, str | bytes):
+        raise ValidationError("events", "must be a list of events")
+    if not events:
+        raise ValidationError("events", "must contain at least one event")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise ValidationError(
+            "events", f"at most {MAX_EVENTS_PER_APPEND} events per append, got {len(events)}"
+        )
+    seen: set[uuid.UUID] = set()
+    for i, event in enumerate(events):
+        if not isinstance(event, NewEvent):
+            raise ValidationError(f"events[{i}]", "must be a NewEvent")
+        validate_event_type(event.type, f"events[{i}].type")
+        _check_object(event.data, f"events[{i}].data")
+        _check_object(event.metadata, f"events[{i}].metadata")
+        if not isinstance(event.id, uuid.UUID):
+            raise ValidationError(f"events[{i}].id", "must be a UUID")
+        if event.id in seen:
+            raise ValidationError(f"events[{i}].id", f"{event.id} appears twice in the batch")
+        seen.add(event.id)
+
+
+def _check_object(value: Any, field: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, f"must be a JSON object, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str):
+            raise ValidationError(field, "object keys must be strings")

@@ -1,0 +1,1 @@
+"""Subscriptions, checkpoints and projections (built on the store)."""

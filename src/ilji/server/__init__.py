@@ -1,0 +1,1 @@
+"""The HTTP server. Nothing else in Ilji imports it."""

@@ -1,0 +1,54 @@
+"""Ilji's settings: one typed object, read once at start from `ILJI_*` environment variables.
+
+Command-line flags override the environment (the CLI passes them as keyword arguments).
+Nothing else in Ilji reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("ilji", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Everything configurable about an Ilji process."""
+
+    model_config = SettingsConfigDict(env_prefix="ILJI_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset or empty starts the embedded server"
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="where the embedded server keeps its data"
+    )
+    pool_min_size: int = Field(default=1, ge=0, le=1000)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    max_event_size: int = Field(
+        default=1024 * 1024,
+        ge=64,
+        description="largest encoded event (data+metadata+type) in bytes",
+    )
+    idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment, then apply the flags that were given (None means not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)

@@ -1,0 +1,50 @@
+"""The one place where database driver exceptions become Ilji errors."""
+
+from __future__ import annotations
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+
+from ilji.domain.errors import (
+    AppendOnlyViolation,
+    IljiError,
+    SchemaError,
+    StoreUnavailable,
+    ValidationError,
+)
+
+# SQLSTATE class 08 (connection exception), 57P0x (shutdown, crash), 53 (insufficient resources)
+_UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+
+
+def translate(exc: BaseException) -> IljiError:
+    """Map a psycopg (or pool) exception to the Ilji error a caller should see."""
+    if isinstance(exc, IljiError):
+        return exc
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return StoreUnavailable(f"no database connection available: {exc}")
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        if state == "IJ001":
+            return AppendOnlyViolation(_primary(exc))
+        if state == "IJ002":
+            return ValidationError("events", _primary(exc))
+        if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction) or state == "3F000":
+            return SchemaError(
+                f"the Ilji schema is missing or out of date ({_primary(exc)}); run `ilji migrate`"
+            )
+        if isinstance(exc, pg_errors.QueryCanceled):
+            return StoreUnavailable(f"the database cancelled the statement: {_primary(exc)}")
+        if isinstance(exc, psycopg.OperationalError) or state.startswith(_UNAVAILABLE_PREFIXES):
+            return StoreUnavailable(f"the database is unavailable: {_primary(exc)}")
+        if isinstance(exc, pg_errors.DataException):
+            return ValidationError("data", _primary(exc))
+    if isinstance(exc, OSError):
+        return StoreUnavailable(f"the database is unavailable: {exc}")
+    return IljiError(f"unexpected database error: {exc}")
+
+
+def _primary(exc: psycopg.Error) -> str:
+    diag = exc.diag.message_primary if exc.diag else None
+    return diag or str(exc).strip()

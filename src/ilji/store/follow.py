@@ -1,0 +1,172 @@
+"""Live following of the global log: coalesced NOTIFY after commit, LISTEN, and polling.
+
+Appenders never NOTIFY inside their transaction (that takes a cluster-wide lock until
+commit). Instead each process pokes a `Notifier`, which sends at most one NOTIFY at a time
+after the commits it covers. Followers share one `Listener` connection per process and
+re-read the log when woken. Notifications are only hints: a follower also polls, so it
+makes progress when notifications are lost, when another process appends without a
+notifier, or when an older open transaction keeps new events invisible for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ilji.domain.errors import StoreUnavailable
+from ilji.domain.events import RecordedEvent
+from ilji.store import sql
+
+log = logging.getLogger("ilji.follow")
+
+CHANNEL = "ilji_events"
+_NOTIFY = sql.load("notify")
+
+# After a notification that showed nothing new (an older transaction still hides the new
+# events), re-read after this delay, doubling up to the poll interval.
+_FIRST_RETRY_DELAY = 0.005
+
+
+class Notifier:
+    """Sends `NOTIFY ilji_events` after appends, coalescing bursts into one notification."""
+
+    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+        self._pool = pool
+        self._wanted = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Notifications sent (a metric: appends per notification shows the coalescing).
+        self.sent = 0
+
+    def poke(self) -> None:
+        """Ask for a notification soon; cheap, never blocks, never fails."""
+        self._wanted.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ilji-notifier")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted.clear()
+            try:
+                async with self._pool.connection() as conn:
+                    await conn.execute(_NOTIFY)
+                self.sent += 1
+            except Exception as exc:  # a lost hint only delays followers until they poll
+                log.warning("notify failed", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        """Stop the background task."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+class Listener:
+    """One LISTEN connection per process; wakes every waiting follower on a notification."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        #: Increases with every notification (and every reconnect, which may have missed some).
+        self.generation = 0
+        #: True while the LISTEN connection is up.
+        self.connected = False
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="ilji-listener")
+
+    def _bump(self) -> None:
+        self.generation += 1
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, application_name="ilji-listener"
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected = True
+                    backoff = 0.1
+                    self._bump()  # anything may have happened while we were not listening
+                    async for _ in conn.notifies():
+                        self._bump()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("listener disconnected", extra={"error": str(exc)})
+            finally:
+                self.connected = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def wait(self, seen_generation: int, within: float) -> bool:
+        """Wait for a notification newer than `seen_generation`, at most `within` s; True if woken."""
+        self._ensure_running()
+        if self.generation != seen_generation:
+            return True
+        wake = self._wake
+        try:
+            await asyncio.wait_for(wake.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+
+async def follow_pages(
+    read_page: Callable[[int], Awaitable[list[RecordedEvent]]],
+    after: int,
+    batch_size: int,
+    listener: Listener,
+    *,
+    poll_interval: float = 1.0,
+) -> AsyncIterator[RecordedEvent]:
+    """Yield events from `read_page(cursor)` forever, waiting between pages when caught up."""
+    cursor = after
+    pending = False  # notified, but the last read showed nothing new yet
+    delay = _FIRST_RETRY_DELAY
+    unavailable_backoff = 0.1
+    while True:
+        # Read the generation before the page, so a notification during the read is not lost.
+        generation = listener.generation
+        try:
+            page = await read_page(cursor)
+        except StoreUnavailable as exc:
+            log.warning("follow: database unavailable, retrying", extra={"error": str(exc)})
+            await asyncio.sleep(unavailable_backoff)
+            unavailable_backoff = min(unavailable_backoff * 2, 5.0)
+            continue
+        unavailable_backoff = 0.1
+        for event in page:
+            cursor = event.position
+            yield event
+        if len(page) >= batch_size:
+            continue
+        if page:
+            pending, delay = False, _FIRST_RETRY_DELAY
+        if pending:
+            # Woken, but nothing new is visible: an older transaction may still be open.
+            timeout, delay = delay, min(delay * 2, poll_interval)
+        else:
+            timeout = poll_interval
+        if await listener.wait(generation, timeout):
+            pending = True

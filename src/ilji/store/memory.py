@@ -1,0 +1,217 @@
+"""An in-memory `EventStore` twin for unit tests: same contract, no database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+
+from ilji.domain.errors import DuplicateEventId, ValidationError, WrongExpectedVersion
+from ilji.domain.events import (
+    ANY,
+    EXISTS,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+    category_of,
+)
+from ilji.domain.validation import (
+    validate_category,
+    validate_events,
+    validate_expected_version,
+    validate_stream_name,
+)
+from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
+from ilji.store.port import Direction
+
+MAX_READ_LIMIT = 10_000
+
+
+class MemoryEventStore:
+    """Keeps events in a list; positions are 1, 2, 3, ... (commits are never concurrent here)."""
+
+    def __init__(
+        self,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.max_event_size = max_event_size
+        self._clock = clock
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._by_id: dict[uuid.UUID, RecordedEvent] = {}
+        self._changed = asyncio.Condition()
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append atomically with the same checks and errors as the PostgreSQL store."""
+        validate_stream_name(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        bodies = []
+        for i, event in enumerate(events):
+            body = encode_object(event.data, f"events[{i}].data")
+            meta = encode_object(event.metadata, f"events[{i}].metadata")
+            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+            bodies.append((decode(body), decode(meta)))
+        ids = [e.id for e in events]
+        current = self._streams.get(stream, [])
+        version = len(current)
+        if any(i in self._by_id for i in ids):
+            return self._resolve_reused_ids(stream, ids)
+        if not _holds(expected, version):
+            label = expected if isinstance(expected, int) else expected.value
+            raise WrongExpectedVersion(stream, label, version)
+        now = self._clock()
+        recorded = []
+        for offset, (event, (data, meta)) in enumerate(zip(events, bodies, strict=True)):
+            record = RecordedEvent(
+                id=event.id,
+                stream=stream,
+                version=version + offset + 1,
+                position=len(self._log) + 1,
+                type=event.type,
+                data=data,
+                metadata=meta,
+                recorded_at=now,
+            )
+            self._log.append(record)
+            self._by_id[event.id] = record
+            recorded.append(record)
+        self._streams.setdefault(stream, []).extend(recorded)
+        async with self._changed:
+            self._changed.notify_all()
+        return AppendResult(
+            stream=stream,
+            first_version=recorded[0].version,
+            last_version=recorded[-1].version,
+            first_position=recorded[0].position,
+            last_position=recorded[-1].position,
+        )
+
+    def _resolve_reused_ids(self, stream: str, ids: list[uuid.UUID]) -> AppendResult:
+        found = [self._by_id.get(i) for i in ids]
+        reused = [str(i) for i, f in zip(ids, found, strict=True) if f is not None]
+        stored = [f for f in found if f is not None]
+        if len(stored) != len(ids):
+            raise DuplicateEventId(stream, reused, "the batch overlaps stored events only in part")
+        if any(f.stream != stream for f in stored):
+            raise DuplicateEventId(stream, reused, "they belong to another stream")
+        first = stored[0].version
+        if [f.version for f in stored] != list(range(first, first + len(ids))):
+            raise DuplicateEventId(stream, reused, "they are stored in another order or batch")
+        return AppendResult(
+            stream=stream,
+            first_version=first,
+            last_version=stored[-1].version,
+            first_position=stored[0].position,
+            last_position=stored[-1].position,
+            idempotent=True,
+        )
+
+    async def read_stream(
+        self,
+        stream: str,
+        from_version: int | None = None,
+        limit: int = 100,
+        direction: Direction = "forward",
+    ) -> list[RecordedEvent]:
+        """Events of one stream from `from_version` (inclusive)."""
+        validate_stream_name(stream, allow_system=True)
+        _check_limit(limit)
+        events = self._streams.get(stream, [])
+        if direction == "forward":
+            start = 1 if from_version is None else from_version
+            return [e for e in events if e.version >= start][:limit]
+        if direction == "backward":
+            end = len(events) if from_version is None else from_version
+            return [e for e in reversed(events) if e.version <= end][:limit]
+        raise ValidationError("direction", "must be 'forward' or 'backward'")
+
+    async def stream_version(self, stream: str) -> int:
+        """The stream's number of events."""
+        return len(self._streams.get(stream, []))
+
+    async def read_all(
+        self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """The global log after `after`."""
+        _check_limit(limit)
+        return self._select(after, limit, types, None)
+
+    async def read_category(
+        self,
+        category: str,
+        after: int = 0,
+        limit: int = 100,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """One category of the global log after `after`."""
+        validate_category(category)
+        _check_limit(limit)
+        return self._select(after, limit, types, category)
+
+    def _select(
+        self, after: int, limit: int, types: Sequence[str] | None, category: str | None
+    ) -> list[RecordedEvent]:
+        wanted = set(types) if types is not None else None
+        out = []
+        for event in self._log[after:]:
+            if category is not None and category_of(event.stream) != category:
+                continue
+            if wanted is not None and event.type not in wanted:
+                continue
+            out.append(event)
+            if len(out) == limit:
+                break
+        return out
+
+    async def follow(
+        self,
+        after: int = 0,
+        *,
+        category: str | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch up, then wait for appends."""
+        cursor = after
+        while True:
+            page = self._select(cursor, batch_size, types, category)
+            for event in page:
+                cursor = event.position
+                yield event
+            if not page:
+                async with self._changed:
+                    await self._changed.wait_for(partial(_grew, self._log, len(self._log)))
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _grew(log: list[RecordedEvent], seen: int) -> bool:
+    return len(log) > seen
+
+
+def _holds(expected: ExpectedVersion, version: int) -> bool:
+    if expected is ANY:
+        return True
+    if expected is EXISTS:
+        return version > 0
+    if expected is NO_STREAM:
+        return version == 0
+    return expected == version
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")

@@ -1,0 +1,120 @@
+"""Schema migrations: versioned `.sql` files applied in order under an advisory lock.
+
+Many replicas may start at once: each takes the same session-level advisory lock before
+looking at the schema, so exactly one applies a migration and the others then see it done.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+
+from ilji.domain.errors import SchemaError
+from ilji.domain.events import POSITION_SHIFT
+from ilji.store.errors import translate
+
+log = logging.getLogger("ilji.migrate")
+
+# An arbitrary constant that names Ilji's migration lock (pg_advisory_lock takes a bigint).
+MIGRATION_LOCK_KEY = 0x11_1A_0001
+
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema migration file."""
+
+    version: int
+    name: str
+    sql: bytes
+
+
+def available_migrations() -> list[Migration]:
+    """The migrations shipped with this version of Ilji, in order."""
+    found = []
+    for entry in resources.files("ilji.store.migrations").iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_bytes()))
+    return sorted(found, key=lambda m: m.version)
+
+
+def latest_version() -> int:
+    """The schema version this code needs."""
+    return available_migrations()[-1].version
+
+
+async def migrate(conninfo: str) -> list[Migration]:
+    """Apply pending migrations; returns those this call applied (none if up to date)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            try:
+                return await _apply_pending(conn)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+
+
+async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
+    await conn.execute("CREATE SCHEMA IF NOT EXISTS ilji")
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS ilji.schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    cur = await conn.execute("SELECT version FROM ilji.schema_migrations")
+    done = {row[0] for row in await cur.fetchall()}
+    applied = []
+    for migration in available_migrations():
+        if migration.version in done:
+            continue
+        log.info("applying migration", extra={"version": migration.version, "name": migration.name})
+        async with conn.transaction():
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO ilji.schema_migrations (version, name) VALUES (%s, %s)",
+                (migration.version, migration.name),
+            )
+        applied.append(migration)
+    await check_transaction_horizon(conn)
+    return applied
+
+
+async def schema_version(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
+    """The newest applied migration, 0 when the schema does not exist."""
+    cur = await conn.execute("SELECT to_regclass('ilji.schema_migrations') IS NOT NULL")
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return 0
+    cur = await conn.execute("SELECT coalesce(max(version), 0) FROM ilji.schema_migrations")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+    """Refuse a database whose stored positions are ahead of its transaction counter.
+
+    Positions come from transaction ids. A logical dump restored into a new cluster brings
+    positions from the old cluster's ids while the new cluster counts from its own, so new
+    events would sort before old ones. Physical backups and replicas keep the counter.
+    """
+    cur = await conn.execute(
+        "SELECT coalesce(max(position), 0) >> %s, pg_current_xact_id()::text::bigint FROM ilji.events",
+        (POSITION_SHIFT,),
+    )
+    row = await cur.fetchone()
+    if row and row[0] >= row[1]:
+        raise SchemaError(
+            f"stored events come from transaction id {row[0]} but this cluster is at {row[1]}: "
+            "the database looks restored from a logical dump into a new cluster. Advance the "
+            "cluster's transaction counter past the stored ids (pg_resetwal -x) before appending;"
+            " see the operations guide"
+        )

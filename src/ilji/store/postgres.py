@@ -1,0 +1,443 @@
+"""The PostgreSQL event store (psycopg 3, asyncio, a connection pool)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from ilji.domain.errors import (
+    DuplicateEventId,
+    IljiError,
+    StoreUnavailable,
+    ValidationError,
+    WrongExpectedVersion,
+)
+from ilji.domain.events import (
+    ANY,
+    EXISTS,
+    MAX_SAFE_POSITION,
+    NO_STREAM,
+    AppendResult,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+)
+from ilji.domain.validation import (
+    validate_category,
+    validate_events,
+    validate_expected_version,
+    validate_stream_name,
+)
+from ilji.store import sql
+from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
+from ilji.store.errors import translate
+from ilji.store.follow import Listener, Notifier, follow_pages
+from ilji.store.port import Direction
+
+log = logging.getLogger("ilji.store")
+
+MAX_READ_LIMIT = 10_000
+
+# How many times an append retries when it lost the race for transaction-id order on its
+# stream (see the `retry` outcome in 0001_event_store.sql). Each retry runs in a new
+# transaction, whose id is newer than any id assigned before it, so it rarely needs two.
+_ORDER_RETRIES = 100
+
+_APPEND = sql.load("append")
+_FIND_BY_ID = sql.load("find_events_by_id")
+_READ_FORWARD = sql.load("read_stream_forward")
+_READ_BACKWARD = sql.load("read_stream_backward")
+_READ_ALL = sql.load("read_all")
+_READ_CATEGORY = sql.load("read_category")
+_STREAM_VERSION = sql.load("stream_version")
+_OLDEST_TRANSACTION = sql.load("oldest_transaction")
+_INFO = sql.load("info")
+
+Row = tuple[int, uuid.UUID, str, int, str, dict[str, Any], dict[str, Any], datetime]
+
+
+def _expected_code(expected: ExpectedVersion) -> int:
+    if expected is ANY:
+        return -1
+    if expected is EXISTS:
+        return -2
+    if expected is NO_STREAM:
+        return 0
+    assert isinstance(expected, int)
+    return expected
+
+
+def _expected_label(expected: ExpectedVersion) -> int | str:
+    return expected if isinstance(expected, int) else expected.value
+
+
+def _event(row: Row) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        id=row[1],
+        stream=row[2],
+        version=row[3],
+        type=row[4],
+        data=row[5],
+        metadata=row[6],
+        recorded_at=row[7],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """A summary of what the store holds, for `ilji info` and the server."""
+
+    streams: int
+    events: int
+    last_position: int
+    visible_bound: int
+    server_version: str
+    database: str
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    # jsonb columns are parsed by orjson: several times faster than the json module.
+    set_json_loads(orjson.loads, conn)
+    await conn.set_autocommit(True)
+
+
+class PostgresEventStore:
+    """An `EventStore` on PostgreSQL. Create it with `PostgresEventStore.open(url)`."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        conninfo: str,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        notify: bool = True,
+        poll_interval: float = 1.0,
+        owns_pool: bool = True,
+    ) -> None:
+        self.pool = pool
+        self.conninfo = conninfo
+        self.max_event_size = max_event_size
+        self.poll_interval = poll_interval
+        self._owns_pool = owns_pool
+        self._notifier = Notifier(pool) if notify else None
+        self._listener: Listener | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        conninfo: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        notify: bool = True,
+        poll_interval: float = 1.0,
+        idle_in_transaction_timeout_ms: int = 60_000,
+        connect_timeout: float = 10.0,
+    ) -> PostgresEventStore:
+        """Open a pool to `conninfo` (a PostgreSQL URL) and wait until it has a connection."""
+        options = f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms}"
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"options": options, "application_name": "ilji"},
+            configure=_configure,
+            open=False,
+            timeout=connect_timeout,
+            name="ilji",
+        )
+        try:
+            await pool.open(wait=True, timeout=connect_timeout)
+        except Exception as exc:
+            await pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return cls(
+            pool,
+            conninfo,
+            max_event_size=max_event_size,
+            notify=notify,
+            poll_interval=poll_interval,
+        )
+
+    async def close(self) -> None:
+        """Stop background tasks and close the pool (if this store opened it)."""
+        if self._notifier:
+            await self._notifier.close()
+        if self._listener:
+            await self._listener.close()
+        if self._owns_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> PostgresEventStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- appending ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append `events` to `stream` atomically if the stream's version is as expected.
+
+        Raises `WrongExpectedVersion` (with `expected` and `actual`), `DuplicateEventId` when
+        an id is stored already and this is not an exact retry, `ValidationError` on bad
+        input and `StoreUnavailable` when the database cannot be reached.
+        """
+        validate_stream_name(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        ids: list[uuid.UUID] = []
+        types: list[str] = []
+        data: list[str] = []
+        metadata: list[str] = []
+        for i, event in enumerate(events):
+            body = encode_object(event.data, f"events[{i}].data")
+            meta = encode_object(event.metadata, f"events[{i}].metadata")
+            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+            ids.append(event.id)
+            types.append(event.type)
+            data.append(body)
+            metadata.append(meta)
+        params = {
+            "stream": stream,
+            "expected": _expected_code(expected),
+            "ids": ids,
+            "types": types,
+            "data": data,
+            "metadata": metadata,
+        }
+        try:
+            for _ in range(_ORDER_RETRIES):
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute(_APPEND, params)
+                    row = await cur.fetchone()
+                assert row is not None
+                outcome, version_before, first_position = row
+                if outcome == "ok":
+                    break
+                if outcome == "conflict":
+                    duplicate = await self._resolve_reused_ids(stream, ids)
+                    if duplicate is not None:
+                        return duplicate
+                    raise WrongExpectedVersion(stream, _expected_label(expected), version_before)
+            else:  # pragma: no cover - needs ~100 lost races in a row
+                raise StoreUnavailable(f"stream {stream!r}: too much contention, try again")
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != "events_id_key":
+                raise translate(exc) from exc
+            duplicate = await self._resolve_reused_ids(stream, ids)
+            if duplicate is None:  # pragma: no cover - the id vanished: events are append-only
+                raise translate(exc) from exc
+            return duplicate
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except IljiError:
+            raise
+        except (TimeoutError, OSError) as exc:
+            raise translate(exc) from exc
+        if self._notifier:
+            self._notifier.poke()
+        n = len(ids)
+        return AppendResult(
+            stream=stream,
+            first_version=version_before + 1,
+            last_version=version_before + n,
+            first_position=first_position,
+            last_position=first_position + n - 1,
+        )
+
+    async def _resolve_reused_ids(self, stream: str, ids: list[uuid.UUID]) -> AppendResult | None:
+        """Decide what an append that met stored ids means.
+
+        None: none of the ids is stored (a plain version conflict). An `AppendResult`: the
+        whole batch is stored in this stream as consecutive events in the same order (an
+        idempotent retry). Otherwise `DuplicateEventId`: nothing of this batch is stored.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(_FIND_BY_ID, {"ids": ids})
+            rows = await cur.fetchall()
+        if not rows:
+            return None
+        found = {row[0]: row for row in rows}
+        reused = [str(i) for i in ids if i in found]
+        if len(found) != len(ids):
+            raise DuplicateEventId(stream, reused, "the batch overlaps stored events only in part")
+        ordered = [found[i] for i in ids]
+        if any(row[1] != stream for row in ordered):
+            raise DuplicateEventId(stream, reused, "they belong to another stream")
+        first_version = ordered[0][2]
+        if [row[2] for row in ordered] != list(range(first_version, first_version + len(ids))):
+            raise DuplicateEventId(stream, reused, "they are stored in another order or batch")
+        return AppendResult(
+            stream=stream,
+            first_version=first_version,
+            last_version=ordered[-1][2],
+            first_position=ordered[0][3],
+            last_position=ordered[-1][3],
+            idempotent=True,
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def read_stream(
+        self,
+        stream: str,
+        from_version: int | None = None,
+        limit: int = 100,
+        direction: Direction = "forward",
+    ) -> list[RecordedEvent]:
+        """Events of one stream from `from_version` (inclusive).
+
+        Forward starts at version 1 by default; backward starts at the newest event.
+        """
+        validate_stream_name(stream, allow_system=True)
+        _check_limit(limit)
+        if direction == "forward":
+            query, start = _READ_FORWARD, 1 if from_version is None else from_version
+        elif direction == "backward":
+            query, start = (
+                _READ_BACKWARD,
+                MAX_SAFE_POSITION if from_version is None else from_version,
+            )
+        else:
+            raise ValidationError("direction", "must be 'forward' or 'backward'")
+        if start < 0:
+            raise ValidationError("from_version", "must be >= 0")
+        params = {"stream": stream, "from_version": start, "limit": limit}
+        return await self._fetch_events(query, params)
+
+    async def stream_version(self, stream: str) -> int:
+        """The stream's number of events (0 when it has none)."""
+        validate_stream_name(stream, allow_system=True)
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_STREAM_VERSION, {"stream": stream})
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        return int(row[0]) if row else 0
+
+    async def read_all(
+        self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Committed events with a position greater than `after`, in global order."""
+        _check_position(after)
+        _check_limit(limit)
+        params = {"after": after, "limit": limit, "types": _types(types)}
+        return await self._fetch_events(_READ_ALL, params)
+
+    async def read_category(
+        self,
+        category: str,
+        after: int = 0,
+        limit: int = 100,
+        types: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        """Like `read_all`, for the streams whose category is `category`."""
+        validate_category(category)
+        _check_position(after)
+        _check_limit(limit)
+        params = {"category": category, "after": after, "limit": limit, "types": _types(types)}
+        return await self._fetch_events(_READ_CATEGORY, params)
+
+    async def _fetch_events(self, query: bytes, params: dict[str, Any]) -> list[RecordedEvent]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except OSError as exc:
+            raise translate(exc) from exc
+        return [_event(row) for row in rows]
+
+    async def follow(
+        self,
+        after: int = 0,
+        *,
+        category: str | None = None,
+        types: Sequence[str] | None = None,
+        batch_size: int = 500,
+    ) -> AsyncIterator[RecordedEvent]:
+        """Catch up from `after`, then follow live; resumes by itself after connection loss."""
+        if category is not None:
+            validate_category(category)
+        _check_position(after)
+        if self._listener is None:
+            self._listener = Listener(self.conninfo)
+
+        async def page(cursor: int) -> list[RecordedEvent]:
+            if category is None:
+                return await self.read_all(cursor, batch_size, types)
+            return await self.read_category(category, cursor, batch_size, types)
+
+        async for event in follow_pages(
+            page, after, batch_size, self._listener, poll_interval=self.poll_interval
+        ):
+            yield event
+
+    # -- diagnostics -------------------------------------------------------------------------
+
+    async def oldest_transaction_age(self) -> float:
+        """Seconds the oldest open writing transaction in the cluster has been open."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_OLDEST_TRANSACTION)
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        return float(row[0]) if row else 0.0
+
+    async def info(self) -> StoreInfo:
+        """Counts and positions for `ilji info`."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_INFO)
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        assert row is not None
+        return StoreInfo(*row)
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the database answers."""
+        try:
+            async with self.pool.connection(timeout=2.0) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            raise translate(exc) from exc
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")
+
+
+def _check_position(after: int) -> None:
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValidationError("after", "must be an integer >= 0")
+
+
+def _types(types: Sequence[str] | None) -> list[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, str):
+        return [types]
+    return list(types)

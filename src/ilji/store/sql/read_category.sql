@@ -1,0 +1,9 @@
+-- One category of the global log, with the same visibility bound as read_all.sql.
+SELECT position, id, stream, version, type, data, metadata, recorded_at
+FROM ilji.events
+WHERE category = %(category)s
+  AND position > %(after)s
+  AND position < ilji.visible_bound()
+  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
+ORDER BY position
+LIMIT %(limit)s

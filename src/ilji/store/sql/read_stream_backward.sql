@@ -1,0 +1,5 @@
+SELECT position, id, stream, version, type, data, metadata, recorded_at
+FROM ilji.events
+WHERE stream = %(stream)s AND version <= %(from_version)s
+ORDER BY version DESC
+LIMIT %(limit)s

@@ -1,0 +1,1 @@
+SELECT version FROM ilji.streams WHERE name = %(stream)s
