@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -48,26 +50,127 @@ class NewEvent:
     type: str
     data: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=lambda: new_event_id())
 
 
-@dataclass(frozen=True, slots=True)
 class RecordedEvent:
-    """An event as stored: its place in its stream (`version`) and in the global log (`position`)."""
+    """An event as stored: its place in its stream (`version`) and in the global log (`position`).
 
-    id: uuid.UUID
-    stream: str
-    version: int
-    position: int
-    type: str
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    recorded_at: datetime
+    Readers often skip most events by type, so `data` and `metadata` may arrive as JSON text
+    and are parsed on first access (see `from_json`). Treat instances as immutable.
+    """
+
+    __slots__ = (
+        "_data",
+        "_data_json",
+        "_decode",
+        "_metadata",
+        "_metadata_json",
+        "id",
+        "position",
+        "recorded_at",
+        "stream",
+        "type",
+        "version",
+    )
+
+    def __init__(
+        self,
+        id: uuid.UUID,
+        stream: str,
+        version: int,
+        position: int,
+        type: str,
+        data: dict[str, Any],
+        metadata: dict[str, Any],
+        recorded_at: datetime,
+    ) -> None:
+        self.id = id
+        self.stream = stream
+        self.version = version
+        self.position = position
+        self.type = type
+        self._data: dict[str, Any] | None = data
+        self._metadata: dict[str, Any] | None = metadata
+        self._data_json: str | bytes | None = None
+        self._metadata_json: str | bytes | None = None
+        self._decode: Callable[[str | bytes], Any] | None = None
+        self.recorded_at = recorded_at
+
+    @classmethod
+    def from_json(
+        cls,
+        id: uuid.UUID,
+        stream: str,
+        version: int,
+        position: int,
+        type: str,
+        data_json: str | bytes,
+        metadata_json: str | bytes,
+        recorded_at: datetime,
+        decode: Callable[[str | bytes], Any],
+    ) -> RecordedEvent:
+        """An event whose data and metadata are parsed by `decode` when first read."""
+        event = cls.__new__(cls)
+        event.id = id
+        event.stream = stream
+        event.version = version
+        event.position = position
+        event.type = type
+        event._data = None
+        event._metadata = None
+        event._data_json = data_json
+        event._metadata_json = metadata_json
+        event._decode = decode
+        event.recorded_at = recorded_at
+        return event
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's data (a JSON object)."""
+        if self._data is None:
+            assert self._decode is not None and self._data_json is not None
+            self._data = self._decode(self._data_json)
+        return self._data
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The event's metadata (a JSON object: correlation and causation ids, and more)."""
+        if self._metadata is None:
+            assert self._decode is not None and self._metadata_json is not None
+            self._metadata = self._decode(self._metadata_json)
+        return self._metadata
 
     @property
     def category(self) -> str:
         """The part of the stream name before the first `-`."""
         return category_of(self.stream)
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.stream,
+            self.version,
+            self.position,
+            self.type,
+            self.data,
+            self.metadata,
+            self.recorded_at,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedEvent):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.position))
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordedEvent(stream={self.stream!r}, version={self.version}, "
+            f"position={self.position}, type={self.type!r}, id={self.id})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +188,15 @@ class AppendResult:
 def category_of(stream: str) -> str:
     """A stream's category: the part of its name before the first `-` (`order-12-a` → `order`)."""
     return stream.split("-", 1)[0]
+
+
+def new_event_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7 layout): 48 bits of Unix milliseconds, then random bits.
+
+    Ids that grow with time keep the unique index on event ids compact and cache-friendly,
+    where random (version 4) ids would touch a random index page on every append.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)

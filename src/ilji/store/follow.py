@@ -32,6 +32,24 @@ _NOTIFY = sql.load("notify")
 # events), re-read after this delay, doubling up to the poll interval.
 _FIRST_RETRY_DELAY = 0.005
 
+# At most one NOTIFY per interval from each process: under load, one notification covers
+# many appends, and a lone append still wakes followers at once.
+MIN_NOTIFY_INTERVAL = 0.01
+
+
+async def _stop(task: asyncio.Task[None] | None, grace: float = 2.0) -> None:
+    # psycopg may turn a cancellation during a query into a database error, which a
+    # background loop would swallow; loops therefore also watch a closed flag, and are
+    # cancelled only if they do not end by themselves within the grace period.
+    if task is None or task.done():
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace)
+    except (TimeoutError, Exception):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
 
 class Notifier:
     """Sends `NOTIFY ilji_events` after appends, coalescing bursts into one notification."""
@@ -40,18 +58,23 @@ class Notifier:
         self._pool = pool
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         #: Notifications sent (a metric: appends per notification shows the coalescing).
         self.sent = 0
 
     def poke(self) -> None:
         """Ask for a notification soon; cheap, never blocks, never fails."""
+        if self._closed:
+            return
         self._wanted.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ilji-notifier")
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             await self._wanted.wait()
+            if self._closed:
+                return
             self._wanted.clear()
             try:
                 async with self._pool.connection() as conn:
@@ -60,13 +83,15 @@ class Notifier:
             except Exception as exc:  # a lost hint only delays followers until they poll
                 log.warning("notify failed", extra={"error": str(exc)})
                 await asyncio.sleep(0.5)
+                continue
+            # Appends that commit meanwhile share the next notification.
+            await asyncio.sleep(MIN_NOTIFY_INTERVAL)
 
     async def close(self) -> None:
-        """Stop the background task."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        """Stop the background task (after the notification in flight, if any)."""
+        self._closed = True
+        self._wanted.set()
+        await _stop(self._task)
 
 
 class Listener:
@@ -76,13 +101,15 @@ class Listener:
         self._conninfo = conninfo
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._conn: psycopg.AsyncConnection[Any] | None = None
         #: Increases with every notification (and every reconnect, which may have missed some).
         self.generation = 0
         #: True while the LISTEN connection is up.
         self.connected = False
 
     def _ensure_running(self) -> None:
-        if self._task is None or self._task.done():
+        if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ilji-listener")
 
     def _bump(self) -> None:
@@ -92,11 +119,12 @@ class Listener:
 
     async def _run(self) -> None:
         backoff = 0.1
-        while True:
+        while not self._closed:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self._conninfo, autocommit=True, application_name="ilji-listener"
                 ) as conn:
+                    self._conn = conn
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected = True
                     backoff = 0.1
@@ -109,6 +137,9 @@ class Listener:
                 log.warning("listener disconnected", extra={"error": str(exc)})
             finally:
                 self.connected = False
+                self._conn = None
+            if self._closed:
+                return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
@@ -125,11 +156,13 @@ class Listener:
         return True
 
     async def close(self) -> None:
-        """Stop listening."""
-        if self._task:
+        """Stop listening and wake every waiter."""
+        self._closed = True
+        if self._task and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await asyncio.wait_for(self._task, 2.0)
+        self._bump()
 
 
 async def follow_pages(

@@ -45,6 +45,8 @@ class MemoryEventStore:
         self._log: list[RecordedEvent] = []
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._by_id: dict[uuid.UUID, RecordedEvent] = {}
+        # event id -> (number of the append that stored it, that append's size)
+        self._batch_of: dict[uuid.UUID, tuple[int, int]] = {}
         self._changed = asyncio.Condition()
 
     async def append(
@@ -72,6 +74,7 @@ class MemoryEventStore:
             label = expected if isinstance(expected, int) else expected.value
             raise WrongExpectedVersion(stream, label, version)
         now = self._clock()
+        batch_start = len(self._log) + 1
         recorded = []
         for offset, (event, (data, meta)) in enumerate(zip(events, bodies, strict=True)):
             record = RecordedEvent(
@@ -86,6 +89,7 @@ class MemoryEventStore:
             )
             self._log.append(record)
             self._by_id[event.id] = record
+            self._batch_of[event.id] = (batch_start, len(events))
             recorded.append(record)
         self._streams.setdefault(stream, []).extend(recorded)
         async with self._changed:
@@ -107,8 +111,10 @@ class MemoryEventStore:
         if any(f.stream != stream for f in stored):
             raise DuplicateEventId(stream, reused, "they belong to another stream")
         first = stored[0].version
-        if [f.version for f in stored] != list(range(first, first + len(ids))):
-            raise DuplicateEventId(stream, reused, "they are stored in another order or batch")
+        batches = {self._batch_of[i] for i in ids}
+        consecutive = [f.version for f in stored] == list(range(first, first + len(ids)))
+        if not consecutive or len(batches) != 1 or batches.pop()[1] != len(ids):
+            raise DuplicateEventId(stream, reused, "they were stored by another batch or in another order")
         return AppendResult(
             stream=stream,
             first_version=first,

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import psycopg
@@ -17,7 +17,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import (
     DuplicateEventId,
-    IljiError,
     StoreUnavailable,
     ValidationError,
     WrongExpectedVersion,
@@ -27,6 +26,7 @@ from ilji.domain.events import (
     EXISTS,
     MAX_SAFE_POSITION,
     NO_STREAM,
+    POSITION_SHIFT,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -48,12 +48,20 @@ log = logging.getLogger("ilji.store")
 
 MAX_READ_LIMIT = 10_000
 
-# How many times an append retries when it lost the race for transaction-id order on its
-# stream (see the `retry` outcome in 0001_event_store.sql). Each retry runs in a new
-# transaction, whose id is newer than any id assigned before it, so it rarely needs two.
-_ORDER_RETRIES = 100
+# How many times an append with expected version ANY or EXISTS retries after another
+# append to the same stream took the version it was about to write.
+_RACE_RETRIES = 100
 
-_APPEND = sql.load("append")
+
+class _IdempotentRetry(Exception):
+    """Carries the stored result of an exact retry out of the append loop."""
+
+    def __init__(self, result: AppendResult) -> None:
+        self.result = result
+
+
+_APPEND_ONE = sql.load("append_one")
+_APPEND_MANY = sql.load("append_many")
 _FIND_BY_ID = sql.load("find_events_by_id")
 _READ_FORWARD = sql.load("read_stream_forward")
 _READ_BACKWARD = sql.load("read_stream_backward")
@@ -63,7 +71,7 @@ _STREAM_VERSION = sql.load("stream_version")
 _OLDEST_TRANSACTION = sql.load("oldest_transaction")
 _INFO = sql.load("info")
 
-Row = tuple[int, uuid.UUID, str, int, str, dict[str, Any], dict[str, Any], datetime]
+Row = tuple[int, uuid.UUID, str, int, str, str, str, datetime]
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
@@ -77,20 +85,24 @@ def _expected_code(expected: ExpectedVersion) -> int:
     return expected
 
 
+def _holds(expected: ExpectedVersion, version: int) -> bool:
+    if expected is ANY:
+        return True
+    if expected is EXISTS:
+        return version > 0
+    if expected is NO_STREAM:
+        return version == 0
+    return expected == version
+
+
 def _expected_label(expected: ExpectedVersion) -> int | str:
     return expected if isinstance(expected, int) else expected.value
 
 
 def _event(row: Row) -> RecordedEvent:
-    return RecordedEvent(
-        position=row[0],
-        id=row[1],
-        stream=row[2],
-        version=row[3],
-        type=row[4],
-        data=row[5],
-        metadata=row[6],
-        recorded_at=row[7],
+    # data and metadata arrive as JSON text and are parsed when a reader first touches them.
+    return RecordedEvent.from_json(
+        row[1], row[2], row[3], row[0], row[4], row[5], row[6], row[7], orjson.loads
     )
 
 
@@ -196,6 +208,20 @@ class PostgresEventStore:
     ) -> AppendResult:
         """Append `events` to `stream` atomically if the stream's version is as expected.
 
+        See `_append` for the errors."""
+        try:
+            return await self._append(stream, events, expected_version)
+        except _IdempotentRetry as retry:
+            return retry.result
+
+    async def _append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> AppendResult:
+        """Append `events` to `stream` atomically if the stream's version is as expected.
+
         Raises `WrongExpectedVersion` (with `expected` and `actual`), `DuplicateEventId` when
         an id is stored already and this is not an exact retry, `ValidationError` on bad
         input and `StoreUnavailable` when the database cannot be reached.
@@ -215,53 +241,74 @@ class PostgresEventStore:
             types.append(event.type)
             data.append(body)
             metadata.append(meta)
-        params = {
-            "stream": stream,
-            "expected": _expected_code(expected),
-            "ids": ids,
-            "types": types,
-            "data": data,
-            "metadata": metadata,
-        }
+        code = _expected_code(expected)
+        if len(ids) == 1:
+            query = _APPEND_ONE
+            params: dict[str, Any] = {
+                "stream": stream,
+                "expected": code,
+                "id": ids[0],
+                "type": types[0],
+                "data": data[0],
+                "metadata": metadata[0],
+            }
+        else:
+            query = _APPEND_MANY
+            params = {
+                "stream": stream,
+                "expected": code,
+                "ids": ids,
+                "types": types,
+                "data": data,
+                "metadata": metadata,
+            }
         try:
-            for _ in range(_ORDER_RETRIES):
-                async with self.pool.connection() as conn:
-                    cur = await conn.execute(_APPEND, params)
-                    row = await cur.fetchone()
-                assert row is not None
-                outcome, version_before, first_position = row
-                if outcome == "ok":
-                    break
-                if outcome == "conflict":
-                    duplicate = await self._resolve_reused_ids(stream, ids)
-                    if duplicate is not None:
+            for _ in range(_RACE_RETRIES):
+                try:
+                    async with self.pool.connection() as conn:
+                        cur = await conn.execute(query, params)
+                        row = await cur.fetchone()
+                except pg_errors.UniqueViolation as exc:
+                    if exc.diag.constraint_name == "events_id_key":
+                        duplicate = await self._resolve_reused_ids(stream, ids)
+                        if duplicate is None:  # pragma: no cover - stored ids never vanish
+                            raise translate(exc) from exc
                         return duplicate
-                    raise WrongExpectedVersion(stream, _expected_label(expected), version_before)
-            else:  # pragma: no cover - needs ~100 lost races in a row
+                    if exc.diag.constraint_name != "events_stream_version_key":
+                        raise translate(exc) from exc
+                    row = None  # another append to this stream won the race for a version
+                if row is not None:
+                    first_version, first_position = row
+                    break
+                # The expectation did not hold, or we lost a race: look at the stream now.
+                actual = await self.stream_version(stream)
+                if not _holds(expected, actual):
+                    await self._raise_conflict(stream, ids, expected, actual)
+            else:  # pragma: no cover - needs 100 lost races in a row
                 raise StoreUnavailable(f"stream {stream!r}: too much contention, try again")
-        except pg_errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != "events_id_key":
-                raise translate(exc) from exc
-            duplicate = await self._resolve_reused_ids(stream, ids)
-            if duplicate is None:  # pragma: no cover - the id vanished: events are append-only
-                raise translate(exc) from exc
-            return duplicate
         except psycopg.Error as exc:
             raise translate(exc) from exc
-        except IljiError:
-            raise
-        except (TimeoutError, OSError) as exc:
+        except OSError as exc:
             raise translate(exc) from exc
         if self._notifier:
             self._notifier.poke()
         n = len(ids)
         return AppendResult(
             stream=stream,
-            first_version=version_before + 1,
-            last_version=version_before + n,
+            first_version=first_version,
+            last_version=first_version + n - 1,
             first_position=first_position,
             last_position=first_position + n - 1,
         )
+
+    async def _raise_conflict(
+        self, stream: str, ids: list[uuid.UUID], expected: ExpectedVersion, actual: int
+    ) -> NoReturn:
+        """Raise the conflict; or, if the batch is stored already, return it as a retry."""
+        duplicate = await self._resolve_reused_ids(stream, ids)
+        if duplicate is not None:
+            raise _IdempotentRetry(duplicate)
+        raise WrongExpectedVersion(stream, _expected_label(expected), actual)
 
     async def _resolve_reused_ids(self, stream: str, ids: list[uuid.UUID]) -> AppendResult | None:
         """Decide what an append that met stored ids means.
@@ -282,9 +329,15 @@ class PostgresEventStore:
         ordered = [found[i] for i in ids]
         if any(row[1] != stream for row in ordered):
             raise DuplicateEventId(stream, reused, "they belong to another stream")
-        first_version = ordered[0][2]
-        if [row[2] for row in ordered] != list(range(first_version, first_version + len(ids))):
-            raise DuplicateEventId(stream, reused, "they are stored in another order or batch")
+        first_version, first_position = ordered[0][2], ordered[0][3]
+        same_batch = (
+            [row[2] for row in ordered] == list(range(first_version, first_version + len(ids)))
+            and [row[3] for row in ordered] == list(range(first_position, first_position + len(ids)))
+            and first_position & ((1 << POSITION_SHIFT) - 1) == 0
+            and ordered[0][4] == len(ids)
+        )
+        if not same_batch:
+            raise DuplicateEventId(stream, reused, "they were stored by another batch or in another order")
         return AppendResult(
             stream=stream,
             first_version=first_version,

@@ -1,1 +1,1 @@
-SELECT version FROM ilji.streams WHERE name = %(stream)s
+SELECT coalesce(max(version), 0) FROM ilji.events WHERE stream = %(stream)s

@@ -1,0 +1,22 @@
+-- Append a batch to one stream: one statement, so one round trip and one transaction.
+-- Events of the batch get consecutive versions, and positions that share the transaction
+-- id and count up from index 0. Same contract as append_one.sql; returns the first
+-- version and position, or no row when the expectation did not hold.
+WITH head AS (
+    SELECT coalesce(max(version), 0) AS version
+    FROM ilji.events
+    WHERE stream = %(stream)s
+),
+inserted AS (
+    INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
+    SELECT (pg_current_xact_id()::text::bigint << 12) + u.ord - 1,
+           u.id, %(stream)s, head.version + u.ord, u.type, u.data, u.metadata
+    FROM head,
+         unnest(%(ids)s::uuid[], %(types)s::text[], %(data)s::jsonb[], %(metadata)s::jsonb[])
+             WITH ORDINALITY AS u(id, type, data, metadata, ord)
+    WHERE %(expected)s::bigint = -1
+       OR (%(expected)s::bigint = -2 AND head.version > 0)
+       OR head.version = %(expected)s::bigint
+    RETURNING version, position
+)
+SELECT min(version), min(position) FROM inserted HAVING count(*) > 0

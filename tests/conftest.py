@@ -1,0 +1,70 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per module.
+
+Databases are cloned from a migrated template, so each module starts from an empty store
+without paying for migrations, and nothing needs cleaning afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from ilji.embedded import EmbeddedPostgres, ensure_database, start_embedded
+from ilji.store.migrate import migrate
+from ilji.store.postgres import PostgresEventStore
+
+TEMPLATE = "ilji_template"
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    """The embedded PostgreSQL server for this test session (its own temporary data dir)."""
+    base = Path(tempfile.mkdtemp(prefix="ilji-tests-"))
+    os.chmod(base, 0o755)
+    server = start_embedded(base)
+    ensure_database(server.admin_url(), TEMPLATE)
+    asyncio.run(migrate(server.admin_url(TEMPLATE)))
+    yield server
+    server.stop()
+
+
+def new_database(server: EmbeddedPostgres) -> str:
+    """Create an empty, migrated database and return its URL."""
+    name = f"t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(server.admin_url(), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE))
+        )
+    return server.admin_url(name)
+
+
+@pytest.fixture(scope="module")
+def database_url(pg_server: EmbeddedPostgres) -> str:
+    """A fresh database for the test module."""
+    return new_database(pg_server)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
+    """A PostgreSQL event store on the module's database."""
+    s = await PostgresEventStore.open(database_url, max_size=10, poll_interval=0.5)
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+@pytest.fixture
+def stream() -> str:
+    """A random stream name, so tests sharing a database never collide."""
+    return f"test-{uuid.uuid4().hex}"
