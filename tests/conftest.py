@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,7 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     asyncio.run(migrate(server.admin_url(TEMPLATE)))
     yield server
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def new_database(server: EmbeddedPostgres) -> str:
