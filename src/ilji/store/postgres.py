@@ -413,7 +413,9 @@ class PostgresEventStore:
     async def _fetch_events(self, query: bytes, params: dict[str, Any]) -> list[RecordedEvent]:
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(query, params)
+                # Binary results: integers, UUIDs and timestamps parse faster than as text.
+                cur = conn.cursor(binary=True)
+                await cur.execute(query, params)
                 rows = await cur.fetchall()
         except psycopg.Error as exc:
             raise translate(exc) from exc
