@@ -27,7 +27,7 @@ from ilji.domain.errors import (
     ValidationError,
     WrongExpectedVersion,
 )
-from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent
+from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent, new_event_id
 from ilji.domain.validation import validate_expected_version
 from ilji.logs import configure_logging
 from ilji.settings import Settings, load_settings
@@ -212,7 +212,7 @@ def append_command(
         body = _parse_json_object(data, "--data")
         meta = _parse_json_object(metadata, "--metadata")
         try:
-            eid = uuid.UUID(event_id) if event_id else uuid.uuid4()
+            eid = uuid.UUID(event_id) if event_id else new_event_id()
         except ValueError:
             raise ValidationError("--id", f"{event_id!r} is not a UUID") from None
     except IljiError as exc:
@@ -229,6 +229,7 @@ def append_command(
                     "last_version": result.last_version,
                     "first_position": result.first_position,
                     "last_position": result.last_position,
+                    "idempotent": result.idempotent,
                 }
             )
         else:

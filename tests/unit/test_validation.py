@@ -86,8 +86,8 @@ def test_batches() -> None:
         validate_events([event, event])
     with pytest.raises(ValidationError, match=r"events\[1\]"):
         validate_events([event, "not an event"])  # type: ignore[list-item]
-    with pytest.raises(ValidationError, match="keys must be strings"):
-        validate_events([NewEvent("T", {1: "x"})])  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="must be str"):
+        encode_object({1: "x"}, "data")  # type: ignore[dict-item]
 
 
 def test_encoding_refuses_what_jsonb_cannot_hold() -> None:

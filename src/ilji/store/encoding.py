@@ -34,11 +34,13 @@ def _reject_non_finite(value: Any, field: str) -> None:
 
 def encode_object(value: Mapping[str, Any], field: str) -> str:
     """Serialise a JSON object, naming `field` in the error when it cannot be stored."""
+    if not value:
+        return "{}"
     try:
-        encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        encoded = orjson.dumps(value if type(value) is dict else dict(value))
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise ValidationError(field, f"is not JSON-serialisable: {exc}") from None
-    if b"NaN" in encoded or b"null" in encoded:
+    if b"null" in encoded:
         _reject_non_finite(value, field)
     if b"\\u0000" in encoded and _ESCAPED_NUL.search(encoded):
         raise ValidationError(field, "strings must not contain the NUL character (U+0000)")

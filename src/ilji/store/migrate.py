@@ -114,7 +114,7 @@ async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...
     if row and row[0] >= row[1]:
         raise SchemaError(
             f"stored events come from transaction id {row[0]} but this cluster is at {row[1]}: "
-            "the database looks restored from a logical dump into a new cluster. Advance the "
-            "cluster's transaction counter past the stored ids (pg_resetwal -x) before appending;"
-            " see the operations guide"
+            "the database looks restored from a logical dump into a new cluster. Stop that "
+            "cluster and advance its transaction counter past the stored ids (pg_resetwal -e, "
+            "a higher epoch) before using it; see docs/en/architecture.md"
         )

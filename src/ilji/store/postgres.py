@@ -265,9 +265,13 @@ class PostgresEventStore:
         try:
             for _ in range(_RACE_RETRIES):
                 try:
-                    async with self.pool.connection() as conn:
+                    # getconn/putconn rather than pool.connection(): this is the hot path.
+                    conn = await self.pool.getconn()
+                    try:
                         cur = await conn.execute(query, params)
                         row = await cur.fetchone()
+                    finally:
+                        await self.pool.putconn(conn)
                 except pg_errors.UniqueViolation as exc:
                     if exc.diag.constraint_name == "events_id_key":
                         duplicate = await self._resolve_reused_ids(stream, ids)

@@ -1,4 +1,4 @@
--- The event store: one append-only table of events and one row per stream.
+-- The event store: one append-only table of events, streams and categories within it.
 --
 -- Global ordering (see docs/en/architecture.md): an event's position is
 --   (id of the transaction that wrote it) << 12  +  its index in the append batch.
