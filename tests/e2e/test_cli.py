@@ -147,3 +147,39 @@ def test_migrate_reports_up_to_date(db: list[str]) -> None:
     result = run("migrate", *db)
     assert result.returncode == 0, result.stderr
     assert "up to date" in result.stdout
+
+
+def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ILJI_DATABASE_URL"}
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = run("info", "--data-dir", str(blocker), env=env)
+    assert result.returncode == 5
+    assert "not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_sigterm_stops_the_embedded_server_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ILJI_DATABASE_URL"}
+    data_dir = tmp_path / "data"
+    proc = subprocess.Popen(
+        [*ILJI, "tail", "--follow", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    for _ in range(120):
+        if pid_file.exists():
+            break
+        time.sleep(0.25)
+    assert pid_file.exists(), "the embedded server did not start"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()  # type: ignore[union-attr]
+    for _ in range(40):  # pg_ctl stop waits for a clean shutdown, which removes the pid file
+        if not pid_file.exists():
+            break
+        time.sleep(0.25)
+    assert not pid_file.exists(), "the embedded server is still running"

@@ -140,3 +140,41 @@ async def test_a_long_open_transaction_delays_but_never_loses_events(database_ur
             await held.close()
         events = await store.read_category(category, 0, 100)
         assert [e.type for e in events] == ["Held", "Later"]
+
+
+async def test_a_follower_resumes_after_its_connections_are_killed(database_url: str) -> None:
+    category = f"resume{uuid.uuid4().hex[:10]}"
+    async with await PostgresEventStore.open(database_url, max_size=3, poll_interval=0.2) as store:
+        got: list[str] = []
+
+        async def follow() -> None:
+            async for event in store.follow(0, category=category):
+                got.append(event.type)
+
+        task = asyncio.create_task(follow())
+        await store.append(f"{category}-1", [NewEvent("Before", {})])
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.05)
+        # Kill every connection of this database except ours: the pool's and the listener's.
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        after = NewEvent("After", {})  # retried with the same id: idempotent if it got through
+        for attempt in range(20):
+            try:
+                await store.append(f"{category}-1", [after])
+                break
+            except Exception:
+                await asyncio.sleep(0.1 * (attempt + 1))
+        for _ in range(100):
+            if got == ["Before", "After"]:
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert got == ["Before", "After"]
