@@ -314,3 +314,22 @@ async def test_follow_catches_up_then_sees_new_events(any_store: EventStore) -> 
     await any_store.append(f"{category}-2", events(2, "Later"))
     await asyncio.wait_for(task, 10)
     assert seen == ["Happened0", "Happened1", "Happened2", "Later0", "Later1"]
+
+
+async def test_global_and_category_reads_use_an_ordered_index_scan(database_url: str) -> None:
+    """A page must cost `limit` rows, not everything after the cursor (see PostgresEventStore.open)."""
+    from ilji.store import sql
+
+    async with await PostgresEventStore.open(database_url) as store:
+        for _ in range(5):
+            await store.append(f"plan-{uuid.uuid4().hex[:8]}", events(50))
+        async with store.pool.connection() as conn:
+            for name, params in [
+                ("read_all", {"after": 0, "limit": 10, "types": None}),
+                ("read_category", {"category": "plan", "after": 0, "limit": 10, "types": None}),
+            ]:
+                cur = await conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql.load(name), params)
+                [(plan,)] = await cur.fetchall()
+                scan = plan[0]["Plan"]["Plans"][0]
+                assert scan["Node Type"] == "Index Scan", (name, scan["Node Type"])
+                assert scan["Actual Rows"] == 10

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -56,23 +57,17 @@ class NewEvent:
 class RecordedEvent:
     """An event as stored: its place in its stream (`version`) and in the global log (`position`).
 
-    Readers often skip most events by type, so `data` and `metadata` may arrive as JSON text
-    and are parsed on first access (see `from_json`). Treat instances as immutable.
+    Readers often skip most events by type, so `data` and `metadata` may be given as JSON
+    text, which is parsed on first access (a JSON object never parses to a string, so a
+    string in those slots always means "not parsed yet"). Treat instances as immutable.
     """
 
-    __slots__ = (
-        "_data",
-        "_data_json",
-        "_decode",
-        "_metadata",
-        "_metadata_json",
-        "id",
-        "position",
-        "recorded_at",
-        "stream",
-        "type",
-        "version",
-    )
+    __slots__ = ("_data", "_metadata", "id", "position", "recorded_at", "stream", "type", "version")
+
+    @staticmethod
+    def _decode(text: str) -> Any:
+        """Parse JSON text; stores may override this with a faster parser in a subclass."""
+        return json.loads(text)
 
     def __init__(
         self,
@@ -81,8 +76,8 @@ class RecordedEvent:
         version: int,
         position: int,
         type: str,
-        data: dict[str, Any],
-        metadata: dict[str, Any],
+        data: dict[str, Any] | str,
+        metadata: dict[str, Any] | str,
         recorded_at: datetime,
     ) -> None:
         self.id = id
@@ -90,56 +85,25 @@ class RecordedEvent:
         self.version = version
         self.position = position
         self.type = type
-        self._data: dict[str, Any] | None = data
-        self._metadata: dict[str, Any] | None = metadata
-        self._data_json: str | bytes | None = None
-        self._metadata_json: str | bytes | None = None
-        self._decode: Callable[[str | bytes], Any] | None = None
+        self._data = data
+        self._metadata = metadata
         self.recorded_at = recorded_at
-
-    @classmethod
-    def from_json(
-        cls,
-        id: uuid.UUID,
-        stream: str,
-        version: int,
-        position: int,
-        type: str,
-        data_json: str | bytes,
-        metadata_json: str | bytes,
-        recorded_at: datetime,
-        decode: Callable[[str | bytes], Any],
-    ) -> RecordedEvent:
-        """An event whose data and metadata are parsed by `decode` when first read."""
-        event = cls.__new__(cls)
-        event.id = id
-        event.stream = stream
-        event.version = version
-        event.position = position
-        event.type = type
-        event._data = None
-        event._metadata = None
-        event._data_json = data_json
-        event._metadata_json = metadata_json
-        event._decode = decode
-        event.recorded_at = recorded_at
-        return event
 
     @property
     def data(self) -> dict[str, Any]:
         """The event's data (a JSON object)."""
-        if self._data is None:
-            assert self._decode is not None and self._data_json is not None
-            self._data = self._decode(self._data_json)
-        return self._data
+        value = self._data
+        if type(value) is str:
+            value = self._data = self._decode(value)
+        return value  # type: ignore[return-value]
 
     @property
     def metadata(self) -> dict[str, Any]:
         """The event's metadata (a JSON object: correlation and causation ids, and more)."""
-        if self._metadata is None:
-            assert self._decode is not None and self._metadata_json is not None
-            self._metadata = self._decode(self._metadata_json)
-        return self._metadata
+        value = self._metadata
+        if type(value) is str:
+            value = self._metadata = self._decode(value)
+        return value  # type: ignore[return-value]
 
     @property
     def category(self) -> str:

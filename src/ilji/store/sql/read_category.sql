@@ -1,5 +1,5 @@
 -- One category of the global log, with the same visibility bound as read_all.sql.
-SELECT position, id, stream, version, type, data::text, metadata::text, recorded_at
+SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
 FROM ilji.events
 WHERE category = %(category)s
   AND position > %(after)s

@@ -1,4 +1,4 @@
-SELECT position, id, stream, version, type, data::text, metadata::text, recorded_at
+SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
 FROM ilji.events
 WHERE stream = %(stream)s AND version >= %(from_version)s
 ORDER BY version
