@@ -58,6 +58,7 @@ from _common import (
     measure_threads,
 )
 from ilji import ANY, NewEvent, PostgresEventStore
+from ilji.domain.events import new_event_id
 from ilji.store.migrate import migrate
 
 ILJI_DB = "ilji_bench"
@@ -78,6 +79,14 @@ RAW_TABLE = (
     " type text not null, data jsonb not null)"
 )
 RAW_ROW = "INSERT INTO raw_events (stream, type, data) VALUES (%s, %s, %s::jsonb)"
+# The same row shape, columns and indexes as ilji.events, written with a plain INSERT: the
+# difference between this and raw_events is what Ilji's schema costs; the difference between
+# this and Ilji's append is what Ilji's code (expected-version check, pool, validation) costs.
+EVENT_ROW_TABLE = "CREATE TABLE raw_event_rows (LIKE ilji.events INCLUDING ALL)"
+EVENT_ROW = (
+    "INSERT INTO raw_event_rows (position, id, stream, version, type, data, metadata)"
+    " VALUES (pg_current_xact_id()::text::bigint << 12, %s, %s, %s, %s, %s::jsonb, '{}')"
+)
 RAW_BATCH = (
     "INSERT INTO raw_events (stream, type, data) SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[])"
 )
@@ -158,7 +167,10 @@ def stream_name(stream_id: uuid.UUID) -> str:
 
 
 def raw_case(writers: int, per_call: int) -> Callable[[Config], Sample]:
-    """Raw INSERTs of `per_call` rows per autocommitted statement, one connection per writer."""
+    """Raw INSERTs of `per_call` rows per autocommitted statement, one connection per writer.
+
+    `per_call` 0 means one row into the copy of Ilji's table (`raw:eventrow`).
+    """
 
     def run(config: Config) -> Sample:
         return asyncio.run(_raw(config, writers, per_call))
@@ -177,11 +189,18 @@ async def _raw(config: Config, writers: int, per_call: int) -> Sample:
 
 
 def _raw_writer(conn: psycopg.AsyncConnection[tuple[object, ...]], per_call: int, length: int) -> AsyncCall:
-    streams = StreamCursor(per_call, length)
+    streams = StreamCursor(max(per_call, 1), length)
 
     async def one_row() -> int:
         stream_id, _ = streams.next(1)
         await conn.execute(RAW_ROW, (stream_name(stream_id), EVENT_TYPE, encode_payload()))
+        return 1
+
+    async def event_row() -> int:
+        stream_id, version = streams.next(1)
+        await conn.execute(
+            EVENT_ROW, (new_event_id(), stream_name(stream_id), version, EVENT_TYPE, encode_payload())
+        )
         return 1
 
     async def many_rows() -> int:
@@ -191,6 +210,8 @@ def _raw_writer(conn: psycopg.AsyncConnection[tuple[object, ...]], per_call: int
         await conn.execute(RAW_BATCH, ([stream] * per_call, [EVENT_TYPE] * per_call, data))
         return per_call
 
+    if per_call == 0:
+        return event_row
     return one_row if per_call == 1 else many_rows
 
 
@@ -355,6 +376,10 @@ def build_cases() -> list[Case]:
     """Every case, in the order they run."""
     cases = [Case(f"raw:row:w{w}", RAW, "INSERT 1 row", w, 1, raw_case(w, 1)) for w in (1, 4, 8)]
     cases.append(Case("raw:batch100:w1", RAW, "INSERT 100 rows (unnest)", 1, 100, raw_case(1, 100)))
+    cases.extend(
+        Case(f"raw:eventrow:w{w}", RAW, "INSERT 1 row into Ilji's table shape", w, 1, raw_case(w, 0))
+        for w in (1, 4)
+    )
     for per_call, writer_counts in ((1, (1, 4, 8)), (10, (1, 4)), (100, (1, 4))):
         noun = "event" if per_call == 1 else "events"
         cases.extend(
@@ -396,6 +421,8 @@ RATIOS: list[tuple[str, str, str, str]] = [
     ("Ilji ÷ raw", "1 event per txn, 4 writers", "ilji:append1:w4", "raw:row:w4"),
     ("Ilji ÷ raw", "1 event per txn, 8 writers", "ilji:append1:w8", "raw:row:w8"),
     ("Ilji ÷ raw", "100 events per txn, 1 writer", "ilji:append100:w1", "raw:batch100:w1"),
+    ("Ilji ÷ raw event row", "1 event per txn, 1 writer", "ilji:append1:w1", "raw:eventrow:w1"),
+    ("Ilji ÷ raw event row", "1 event per txn, 4 writers", "ilji:append1:w4", "raw:eventrow:w4"),
     ("Ilji ÷ eventsourcing", "1 event per call, 1 writer", "ilji:append1:w1", "es:append1:w1"),
     ("Ilji ÷ eventsourcing", "1 event per call, 4 writers", "ilji:append1:w4", "es:append1:w4"),
     ("Ilji ÷ eventsourcing", "1 event per call, 8 writers", "ilji:append1:w8", "es:append1:w8"),
@@ -413,8 +440,10 @@ def notes(stream_length: int) -> list[str]:
         "eventsourcing is synchronous, so its writers are threads with one pooled connection each.",
         "Ilji's pool has writers + 1 connections: its NOTIFY task borrows one after appends.",
         "eventsourcing's recorder locks its table in EXCLUSIVE mode on every insert (as shipped, not tuned).",
-        "Reads: Ilji decodes jsonb into dicts and builds RecordedEvent objects; "
-        "eventsourcing's recorder returns the state as undecoded bytes.",
+        "Reads: Ilji builds RecordedEvent objects whose JSON data is parsed on first access (the"
+        " benchmark does not touch it); eventsourcing's recorder returns the state as undecoded bytes.",
+        "raw:eventrow is a plain INSERT into a copy of Ilji's events table (same columns and four"
+        " indexes): it separates what the schema costs from what Ilji's append adds.",
         f"Streams: each writer starts a new stream every {stream_length} events"
         " (at least one call per stream).",
         "Client and server share the same machine and cores.",
@@ -440,6 +469,7 @@ def prepare(server: BenchServer, args: argparse.Namespace, console: Console) -> 
         asyncio.run(migrate(ilji_url))
         with psycopg.connect(ilji_url, autocommit=True) as conn:
             conn.execute(RAW_TABLE)
+            conn.execute(EVENT_ROW_TABLE)
         es = server.params(ES_DB)
         es_create_table(es)
     return Config(
