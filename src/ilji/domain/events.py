@@ -149,6 +149,17 @@ class AppendResult:
     idempotent: bool = False
 
 
+def expected_version_holds(expected: ExpectedVersion, version: int) -> bool:
+    """Whether a stream at `version` (its number of events) meets the `expected` condition."""
+    if expected is StreamState.ANY:
+        return True
+    if expected is StreamState.EXISTS:
+        return version > 0
+    if expected is StreamState.NO_STREAM:
+        return version == 0
+    return expected == version
+
+
 def category_of(stream: str) -> str:
     """A stream's category: the part of its name before the first `-` (`order-12-a` → `order`)."""
     return stream.split("-", 1)[0]

@@ -13,6 +13,8 @@ from ilji.domain.events import MAX_EVENTS_PER_APPEND, ExpectedVersion, NewEvent,
 
 MAX_STREAM_NAME_LENGTH = 200
 MAX_TYPE_LENGTH = 200
+#: The most events one read returns.
+MAX_READ_LIMIT = 10_000
 
 
 # Whitespace (Unicode's, which `\s` matches), control characters (Cc) and lone surrogates.
@@ -125,3 +127,10 @@ def _check_object(value: Any, field: str) -> None:
     # Keys and values are checked when the object is encoded (ilji.store.encoding).
     if type(value) is not dict and not isinstance(value, Mapping):
         raise ValidationError(field, f"must be a JSON object, got {type(value).__name__}")
+
+
+def validate_limit(limit: object) -> int:
+    """Check a read's page size: an integer from 1 to MAX_READ_LIMIT."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
+        raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")
+    return limit

@@ -11,24 +11,22 @@ from functools import partial
 from ilji.domain.errors import DuplicateEventId, ValidationError, WrongExpectedVersion
 from ilji.domain.events import (
     ANY,
-    EXISTS,
-    NO_STREAM,
     AppendResult,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
     category_of,
+    expected_version_holds,
 )
 from ilji.domain.validation import (
     validate_category,
     validate_events,
     validate_expected_version,
+    validate_limit,
     validate_stream_name,
 )
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
 from ilji.store.port import Direction
-
-MAX_READ_LIMIT = 10_000
 
 
 class MemoryEventStore:
@@ -70,7 +68,7 @@ class MemoryEventStore:
         version = len(current)
         if any(i in self._by_id for i in ids):
             return self._resolve_reused_ids(stream, ids)
-        if not _holds(expected, version):
+        if not expected_version_holds(expected, version):
             label = expected if isinstance(expected, int) else expected.value
             raise WrongExpectedVersion(stream, label, version)
         now = self._clock()
@@ -133,7 +131,7 @@ class MemoryEventStore:
     ) -> list[RecordedEvent]:
         """Events of one stream from `from_version` (inclusive)."""
         validate_stream_name(stream, allow_system=True)
-        _check_limit(limit)
+        validate_limit(limit)
         events = self._streams.get(stream, [])
         if direction == "forward":
             start = 1 if from_version is None else from_version
@@ -151,7 +149,7 @@ class MemoryEventStore:
         self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """The global log after `after`."""
-        _check_limit(limit)
+        validate_limit(limit)
         return self._select(after, limit, types, None)
 
     async def read_category(
@@ -163,7 +161,7 @@ class MemoryEventStore:
     ) -> list[RecordedEvent]:
         """One category of the global log after `after`."""
         validate_category(category)
-        _check_limit(limit)
+        validate_limit(limit)
         return self._select(after, limit, types, category)
 
     def _select(
@@ -206,18 +204,3 @@ class MemoryEventStore:
 
 def _grew(log: list[RecordedEvent], seen: int) -> bool:
     return len(log) > seen
-
-
-def _holds(expected: ExpectedVersion, version: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is EXISTS:
-        return version > 0
-    if expected is NO_STREAM:
-        return version == 0
-    return expected == version
-
-
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
-        raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")

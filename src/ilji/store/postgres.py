@@ -30,11 +30,13 @@ from ilji.domain.events import (
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
+    expected_version_holds,
 )
 from ilji.domain.validation import (
     validate_category,
     validate_events,
     validate_expected_version,
+    validate_limit,
     validate_stream_name,
 )
 from ilji.store import sql
@@ -45,7 +47,6 @@ from ilji.store.port import Direction
 
 log = logging.getLogger("ilji.store")
 
-MAX_READ_LIMIT = 10_000
 
 # How many times an append with expected version ANY or EXISTS retries after another
 # append to the same stream took the version it was about to write.
@@ -80,16 +81,6 @@ def _expected_code(expected: ExpectedVersion) -> int:
         return 0
     assert isinstance(expected, int)
     return expected
-
-
-def _holds(expected: ExpectedVersion, version: int) -> bool:
-    if expected is ANY:
-        return True
-    if expected is EXISTS:
-        return version > 0
-    if expected is NO_STREAM:
-        return version == 0
-    return expected == version
 
 
 def _expected_label(expected: ExpectedVersion) -> int | str:
@@ -296,7 +287,7 @@ class PostgresEventStore:
                     break
                 # The expectation did not hold, or we lost a race: look at the stream now.
                 actual = await self.stream_version(stream)
-                if not _holds(expected, actual):
+                if not expected_version_holds(expected, actual):
                     await self._raise_conflict(stream, ids, expected, actual)
             else:  # pragma: no cover - needs 100 lost races in a row
                 raise StoreUnavailable(f"stream {stream!r}: too much contention, try again")
@@ -375,7 +366,7 @@ class PostgresEventStore:
         Forward starts at version 1 by default; backward starts at the newest event.
         """
         validate_stream_name(stream, allow_system=True)
-        _check_limit(limit)
+        validate_limit(limit)
         if direction == "forward":
             query, start = _READ_FORWARD, 1 if from_version is None else from_version
         elif direction == "backward":
@@ -406,7 +397,7 @@ class PostgresEventStore:
     ) -> list[RecordedEvent]:
         """Committed events with a position greater than `after`, in global order."""
         _check_position(after)
-        _check_limit(limit)
+        validate_limit(limit)
         params = {"after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_ALL, params)
 
@@ -420,7 +411,7 @@ class PostgresEventStore:
         """Like `read_all`, for the streams whose category is `category`."""
         validate_category(category)
         _check_position(after)
-        _check_limit(limit)
+        validate_limit(limit)
         params = {"category": category, "after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_CATEGORY, params)
 
@@ -493,11 +484,6 @@ class PostgresEventStore:
                 await conn.execute("SELECT 1")
         except Exception as exc:
             raise translate(exc) from exc
-
-
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
-        raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")
 
 
 def _check_position(after: int) -> None:
