@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import signal
 import sys
 import uuid
@@ -392,6 +393,307 @@ def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = Non
         out.print("   .venv/bin/ilji tail --follow   (and append from another terminal)")
 
     _with_runtime(settings, body)
+
+
+DEMOS = ("conference", "ships", "orders")
+
+
+@app.command("demo")
+def demo_command(
+    name: Annotated[str, typer.Argument(help="conference, ships or orders.", show_default=False)],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Walk through one of the example domains step by step, explaining what happens."""
+    if name not in DEMOS:
+        err.print(f"[red]error:[/red] demo: choose one of {', '.join(DEMOS)}, not {name!r}")
+        raise typer.Exit(EXIT_INVALID)
+    settings = _settings(database_url, data_dir)
+    try:
+        module = importlib.import_module(f"examples.{name}.demo")
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] the example domains are not installed ({exc}); run `make run` first")
+        raise typer.Exit(EXIT_ERROR) from None
+
+    async def body(runtime: Runtime) -> None:
+        await module.run_demo(runtime.store, lambda line: out.print(line, markup=False, highlight=False))
+
+    _with_runtime(settings, body)
+
+
+def main() -> None:
+        from ilji.bootstrap import database_url as resolve
+
+        url, embedded = await resolve(settings)
+        try:
+            applied = await migrate(url)
+        finally:
+            if embedded:
+                embedded.stop()
+        if applied:
+            for m in applied:
+                out.print(f"applied migration {m.version:04d} {m.name}")
+        else:
+            out.print(f"schema is up to date (version {latest_version()})")
+
+    _run(main)
+
+
+@app.command("append")
+def append_command(
+    stream: Annotated[str, typer.Argument(help="Stream name, like order-42.")],
+    event_type: Annotated[str, typer.Option("--type", "-t", help="Event type, like OrderPlaced.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Event data as a JSON object.")] = "{}",
+    metadata: Annotated[str, typer.Option("--metadata", "-m", help="Metadata JSON object.")] = "{}",
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Event id (UUID) to make retries idempotent.")
+    ] = None,
+    expected_version: Annotated[
+        str, typer.Option("--expected-version", "-e", help="A version, any, no_stream or exists.")
+    ] = "any",
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Append one event to a stream."""
+    settings = _settings(database_url, data_dir)
+    try:
+        expected = _parse_expected(expected_version)
+        body = _parse_json_object(data, "--data")
+        meta = _parse_json_object(metadata, "--metadata")
+        try:
+            eid = uuid.UUID(event_id) if event_id else new_event_id()
+        except ValueError:
+            raise ValidationError("--id", f"{event_id!r} is not a UUID") from None
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+    event = NewEvent(type=event_type, data=body, metadata=meta, id=eid)
+
+    async def body_(runtime: Runtime) -> None:
+        result = await runtime.store.append(stream, [event], expected)
+        if json_output:
+            _print_json(
+                {
+                    "stream": result.stream,
+                    "first_version": result.first_version,
+                    "last_version": result.last_version,
+                    "first_position": result.first_position,
+                    "last_position": result.last_position,
+                    "idempotent": result.idempotent,
+                }
+            )
+        else:
+            again = " (already stored: idempotent retry)" if result.idempotent else ""
+            out.print(
+                f"appended {event_type} to {stream} as version {result.last_version} "
+                f"at position {result.last_position}{again}",
+                highlight=False,
+            )
+
+    _with_runtime(settings, body_)
+
+
+@app.command("read")
+def read_command(
+    stream: Annotated[str, typer.Argument(help="Stream name.")],
+    from_version: Annotated[int | None, typer.Option("--from-version", min=0)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    backward: Annotated[bool, typer.Option("--backward", help="Newest first.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a stream's events."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        direction: Direction = "backward" if backward else "forward"
+        events = await runtime.store.read_stream(stream, from_version, limit, direction)
+        if not events and await runtime.store.stream_version(stream) == 0:
+            raise StreamNotFound(stream)
+        if json_output:
+            _print_json({"stream": stream, "events": [event_json(e) for e in events]})
+        else:
+            out.print(_events_table(f"stream {stream}", events))
+
+    _with_runtime(settings, body)
+
+
+@app.command("tail")
+def tail_command(
+    category: Annotated[str | None, typer.Option("--category", "-c", help="Only this category.")] = None,
+    after: Annotated[int, typer.Option("--after", min=0, help="Start after this position.")] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print the global log (or one category); with --follow, live until interrupted."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        store = runtime.store
+        if follow:
+            async for event in store.follow(after, category=category):
+                if json_output:
+                    _print_json(event_json(event))
+                else:
+                    out.print(
+                        f"{event.position:>16}  {event.stream}@{event.version}  {event.type}  "
+                        f"{orjson.dumps(event.data).decode()}",
+                        highlight=False,
+                    )
+            return
+        if category:
+            events = await store.read_category(category, after, limit)
+        else:
+            events = await store.read_all(after, limit)
+        nxt = events[-1].position if events else after
+        if json_output:
+            _print_json({"events": [event_json(e) for e in events], "next": nxt})
+        else:
+            out.print(_events_table(f"{'category ' + category if category else '$all'}", events))
+            out.print(f"next: --after {nxt}", highlight=False)
+
+    _with_runtime(settings, body)
+
+
+@app.command("info")
+def info_command(
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show where the store is and what it holds."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        info = await runtime.store.info()
+        oldest = await runtime.store.oldest_transaction_age()
+        data = {
+            "database": info.database,
+            "server_version": info.server_version,
+            "embedded_data_dir": str(runtime.embedded.data_dir) if runtime.embedded else None,
+            "schema_version": latest_version(),
+            "streams": info.streams,
+            "events": info.events,
+            "last_position": info.last_position,
+            "oldest_open_transaction_seconds": round(oldest, 3),
+        }
+        if json_output:
+            _print_json(data)
+            return
+        table = Table(show_header=False, title="Ilji", title_justify="left")
+        for key, value in data.items():
+            table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+        out.print(table)
+
+    _with_runtime(settings, body)
+
+
+@app.command("quickstart")
+def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """A guided tour: append events, read them back, and see optimistic concurrency at work."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        store = runtime.store
+        stream = f"cart-{uuid.uuid4().hex[:8]}"
+        where = (
+            f"the embedded PostgreSQL in {runtime.embedded.data_dir}"
+            if runtime.embedded
+            else "the PostgreSQL at ILJI_DATABASE_URL"
+        )
+        out.rule("Ilji quickstart")
+        out.print(f"Using {where}.\n")
+        out.print(f"1. Append two events to a new stream [bold]{stream}[/bold], expecting no stream:")
+        first = await store.append(
+            stream,
+            [
+                NewEvent("ItemAdded", {"sku": "tea", "qty": 2}),
+                NewEvent("ItemAdded", {"sku": "cup", "qty": 1}),
+            ],
+            NO_STREAM,
+        )
+        out.print(f"   stored as versions {first.first_version}-{first.last_version}.\n")
+        out.print("2. Read the stream back:")
+        out.print(_events_table(stream, await store.read_stream(stream)))
+        out.print("\n3. Two writers both read version 2 and append. Only one can win:")
+        await store.append(stream, [NewEvent("ItemRemoved", {"sku": "cup"})], 2)
+        out.print("   writer A appended ItemRemoved at version 3.")
+        try:
+            await store.append(stream, [NewEvent("CheckedOut", {})], 2)
+        except WrongExpectedVersion as exc:
+            out.print(
+                f"   writer B was refused: expected {exc.expected}, actual {exc.actual}. "
+                "It reloads the stream, decides again and retries.\n"
+            )
+        out.print("4. A retry with the same event id is idempotent:")
+        event = NewEvent("CheckedOut", {"total": 7})
+        a = await store.append(stream, [event], 3)
+        b = await store.append(stream, [event], 3)
+        out.print(
+            f"   first call: version {a.last_version}; retry: version {b.last_version}, "
+            f"idempotent={b.idempotent}.\n"
+        )
+        out.print("Try it yourself:")
+        out.print(f"   .venv/bin/ilji read {stream}")
+        out.print("   .venv/bin/ilji tail --follow   (and append from another terminal)")
+
+    _with_runtime(settings, body)
+
+
+DEMOS = ("conference", "ships", "orders")
+
+
+@app.command("demo")
+def demo_command(
+    name: Annotated[str, typer.Argument(help="conference, ships or orders.", show_default=False)],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Walk through one of the example domains step by step, explaining what happens."""
+    if name not in DEMOS:
+        err.print(f"[red]error:[/red] demo: choose one of {', '.join(DEMOS)}, not {name!r}")
+        raise typer.Exit(EXIT_INVALID)
+    settings = _settings(database_url, data_dir)
+    try:
+        module = importlib.import_module(f"examples.{name}.demo")
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] the example domains are not installed ({exc}); run `make run` first")
+        raise typer.Exit(EXIT_ERROR) from None
+
+    async def body(runtime: Runtime) -> None:
+        await module.run_demo(runtime.store, lambda line: out.print(line, markup=False, highlight=False))
+
+    _with_runtime(settings, body)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (env ILJI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (env ILJI_PORT, default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (env ILJI_WORKERS).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the HTTP server (API v1, SSE, /healthz, /readyz, /metrics) until SIGTERM."""
+    from ilji.server.run import serve  # the server's dependencies load only for this command
+
+    try:
+        settings = load_settings(
+            database_url=database_url, data_dir=data_dir, host=host, port=port, workers=workers
+        )
+    except Exception as exc:  # pydantic's message names the setting
+        err.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        serve(settings)
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
 
 
 def main() -> None:

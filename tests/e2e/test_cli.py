@@ -183,3 +183,18 @@ def test_sigterm_stops_the_embedded_server_cleanly(tmp_path: Path) -> None:
             break
         time.sleep(0.25)
     assert not pid_file.exists(), "the embedded server is still running"
+
+
+@pytest.mark.parametrize("name", ["conference", "ships", "orders"])
+def test_demos_explain_each_example_domain(db: list[str], name: str) -> None:
+    result = run("demo", name, *db, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.count("\n") > 10  # a walkthrough, step by step
+    assert "1." in result.stdout
+
+
+def test_an_unknown_demo_is_refused() -> None:
+    result = run("demo", "bank")
+    assert result.returncode == 2
+    assert "conference, ships, orders" in result.stderr

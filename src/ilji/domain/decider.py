@@ -42,11 +42,17 @@ class CommandRejected(IljiError):
 
 @dataclass(frozen=True, slots=True)
 class Decider(Generic[C, E, S]):
-    """The three pure functions of an event-sourced model, kept together."""
+    """The three pure functions of an event-sourced model, kept together.
+
+    `evolve_in_place` is an optional optimisation for mutable states (the aggregate-class
+    style): the same as `evolve`, but allowed to change the state it is given. Loading uses it
+    on a state nobody else holds, instead of copying the state once per event.
+    """
 
     decide: Callable[[C, S], Sequence[E]]
     evolve: Callable[[S, E], S]
     initial_state: Callable[[], S]
+    evolve_in_place: Callable[[S, E], S] | None = None
 
     def fold(self, events: Iterable[E], state: S | None = None) -> S:
         """The state after `events`, starting from `state` (the initial state by default)."""

@@ -1,0 +1,1 @@
+"""Conference seat reservations (Microsoft's Event Sourcing pattern): reserve, cancel, availability."""

@@ -1,0 +1,1 @@
+"""Orders and customer credit (microservices.io): a process manager coordinates two aggregates."""

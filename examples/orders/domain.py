@@ -1,0 +1,261 @@
+"""Two aggregates that never call each other: orders, and customers with a credit limit.
+
+An order is placed as pending. It is approved or rejected only when the customer side has
+answered, through events: `OrderPlaced` → (process manager) `ReserveCredit` → `CreditReserved`
+or `CreditLimitExceeded` → (process manager) `ApproveOrder` or `RejectOrder`.
+Both deciders treat a repeated command as done (they return no events), which is what makes
+the process manager safe under redelivery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Literal
+
+from ilji.app import AggregateType, DataclassStateCodec, EventRegistry, Repository, SnapshotPolicy
+from ilji.domain.decider import CommandRejected, Decider
+from ilji.store.port import EventStore
+from ilji.store.snapshots import SnapshotStore
+
+events = EventRegistry()
+
+# -- orders ------------------------------------------------------------------------------------
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class OrderPlaced:
+    """A customer placed an order; it waits for a credit check."""
+
+    customer_id: str
+    total: Decimal
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class OrderApproved:
+    """The customer's credit covered the order."""
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    """The order could not be approved."""
+
+    reason: str
+
+
+OrderEvent = OrderPlaced | OrderApproved | OrderRejected
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Place an order for `total`."""
+
+    customer_id: str
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveOrder:
+    """Approve the pending order."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectOrder:
+    """Reject the pending order."""
+
+    reason: str
+
+
+OrderCommand = PlaceOrder | ApproveOrder | RejectOrder
+
+
+class OrderRuleBroken(CommandRejected):
+    """An order command that does not fit the order's state."""
+
+    code = "order-rule-broken"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order's state."""
+
+    status: Literal["new", "pending", "approved", "rejected"] = "new"
+    customer_id: str | None = None
+    total: Decimal = Decimal(0)
+    reason: str | None = None
+
+
+def decide_order(command: OrderCommand, state: Order) -> list[OrderEvent]:
+    """What a command means for the order."""
+    match command:
+        case PlaceOrder(customer_id, total):
+            if state.status != "new":
+                if (state.customer_id, state.total) == (customer_id, total):
+                    return []
+                raise OrderRuleBroken("this order id is taken by another order")
+            if total <= 0:
+                raise OrderRuleBroken("an order's total must be positive")
+            return [OrderPlaced(customer_id, total)]
+        case ApproveOrder():
+            if state.status == "approved":
+                return []
+            if state.status != "pending":
+                raise OrderRuleBroken(f"a {state.status} order cannot be approved")
+            return [OrderApproved()]
+        case RejectOrder(reason):
+            if state.status == "rejected":
+                return []
+            if state.status != "pending":
+                raise OrderRuleBroken(f"a {state.status} order cannot be rejected")
+            return [OrderRejected(reason)]
+    raise TypeError(f"not an order command: {command!r}")
+
+
+def evolve_order(state: Order, event: OrderEvent) -> Order:
+    """Apply one order event."""
+    match event:
+        case OrderPlaced(customer_id, total):
+            return Order("pending", customer_id, total)
+        case OrderApproved():
+            return replace(state, status="approved")
+        case OrderRejected(reason):
+            return replace(state, status="rejected", reason=reason)
+    return state
+
+
+order_decider: Decider[OrderCommand, OrderEvent, Order] = Decider(decide_order, evolve_order, Order)
+order_type: AggregateType[OrderCommand, OrderEvent, Order] = AggregateType(
+    "order", order_decider, events, SnapshotPolicy(every=20, codec=DataclassStateCodec(Order))
+)
+
+# -- customers ---------------------------------------------------------------------------------
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class CustomerRegistered:
+    """A customer was registered with a credit limit."""
+
+    name: str
+    credit_limit: Decimal
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class CreditReserved:
+    """Credit was set aside for an order."""
+
+    order_id: str
+    amount: Decimal
+
+
+@events.register
+@dataclass(frozen=True, slots=True)
+class CreditLimitExceeded:
+    """An order asked for more credit than the customer has left."""
+
+    order_id: str
+    amount: Decimal
+    available: Decimal
+
+
+CustomerEvent = CustomerRegistered | CreditReserved | CreditLimitExceeded
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterCustomer:
+    """Register a customer with a credit limit."""
+
+    name: str
+    credit_limit: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveCredit:
+    """Set credit aside for an order (asking again for the same order changes nothing)."""
+
+    order_id: str
+    amount: Decimal
+
+
+CustomerCommand = RegisterCustomer | ReserveCredit
+
+
+class CustomerNotFound(CommandRejected):
+    """No customer has this id."""
+
+    code = "customer-not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer's credit: the limit, what is reserved per order, and orders refused."""
+
+    name: str | None = None
+    credit_limit: Decimal = Decimal(0)
+    reserved: dict[str, Decimal] = field(default_factory=dict)
+    refused: frozenset[str] = frozenset()
+
+    @property
+    def available(self) -> Decimal:
+        """Credit left."""
+        return self.credit_limit - sum(self.reserved.values(), Decimal(0))
+
+
+def decide_customer(command: CustomerCommand, state: Customer) -> list[CustomerEvent]:
+    """What a command means for the customer's credit."""
+    match command:
+        case RegisterCustomer(name, limit):
+            if state.name is not None:
+                return [] if (state.name, state.credit_limit) == (name, limit) else _taken()
+            return [CustomerRegistered(name, limit)]
+        case ReserveCredit(order_id, amount):
+            if state.name is None:
+                raise CustomerNotFound("no such customer")
+            if order_id in state.reserved or order_id in state.refused:
+                return []  # this order was answered already: say nothing new
+            if amount > state.available:
+                return [CreditLimitExceeded(order_id, amount, state.available)]
+            return [CreditReserved(order_id, amount)]
+    raise TypeError(f"not a customer command: {command!r}")
+
+
+def _taken() -> list[CustomerEvent]:
+    raise CommandRejected("this customer id is taken by another customer")
+
+
+def evolve_customer(state: Customer, event: CustomerEvent) -> Customer:
+    """Apply one customer event."""
+    match event:
+        case CustomerRegistered(name, limit):
+            return replace(state, name=name, credit_limit=limit)
+        case CreditReserved(order_id, amount):
+            return replace(state, reserved={**state.reserved, order_id: amount})
+        case CreditLimitExceeded(order_id, _, _):
+            return replace(state, refused=state.refused | {order_id})
+    return state
+
+
+customer_decider: Decider[CustomerCommand, CustomerEvent, Customer] = Decider(
+    decide_customer, evolve_customer, Customer
+)
+customer_type: AggregateType[CustomerCommand, CustomerEvent, Customer] = AggregateType(
+    "customer", customer_decider, events, SnapshotPolicy(every=50, codec=DataclassStateCodec(Customer))
+)
+
+
+def order_repository(
+    store: EventStore, snapshots: SnapshotStore | None = None, **options: Any
+) -> Repository[OrderCommand, OrderEvent, Order]:
+    """The order repository on `store`."""
+    return Repository(store, order_type, snapshots=snapshots, **options)
+
+
+def customer_repository(
+    store: EventStore, snapshots: SnapshotStore | None = None, **options: Any
+) -> Repository[CustomerCommand, CustomerEvent, Customer]:
+    """The customer repository on `store`."""
+    return Repository(store, customer_type, snapshots=snapshots, **options)

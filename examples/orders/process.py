@@ -1,0 +1,63 @@
+"""The order-credit process manager: reacts to events of both sides by sending commands.
+
+It holds no state of its own beyond its position in the global log (kept by its runner's
+checkpoint store): everything it needs is in the events it reacts to, and each command it
+sends is idempotent, so handling an event twice (a redelivery after a crash, before the
+checkpoint moved) appends nothing the second time.
+"""
+
+from __future__ import annotations
+
+from examples.orders.domain import (
+    ApproveOrder,
+    CreditLimitExceeded,
+    CreditReserved,
+    CustomerNotFound,
+    OrderPlaced,
+    RejectOrder,
+    ReserveCredit,
+    customer_repository,
+    events,
+    order_repository,
+)
+from ilji.app import CheckpointStore, CommandContext, ProjectionRunner
+from ilji.domain.events import RecordedEvent
+from ilji.store.port import EventStore
+
+
+class OrderCreditProcess:
+    """A `Projection` that turns OrderPlaced into ReserveCredit, and the answer into a decision."""
+
+    name = "orders_credit_process"
+    types = events.names([OrderPlaced, CreditReserved, CreditLimitExceeded])
+
+    def __init__(self, store: EventStore) -> None:
+        self.orders = order_repository(store, max_retries=20)
+        self.customers = customer_repository(store, max_retries=20)
+        self.handled = 0
+
+    async def handle(self, event: RecordedEvent) -> None:
+        """React to one event with at most one command; a repeat sends a command that does nothing."""
+        context = CommandContext.caused_by(event, user="orders-credit-process")
+        typed = events.decode(event)
+        match typed:
+            case OrderPlaced(customer_id, total):
+                order_id = event.stream.split("-", 1)[1]
+                try:
+                    await self.customers.handle(customer_id, ReserveCredit(order_id, total), context)
+                except CustomerNotFound:
+                    await self.orders.handle(order_id, RejectOrder("unknown customer"), context)
+            case CreditReserved(order_id, _):
+                await self.orders.handle(order_id, ApproveOrder(), context)
+            case CreditLimitExceeded(order_id, amount, available):
+                reason = f"credit limit exceeded: {amount} asked, {available} available"
+                await self.orders.handle(order_id, RejectOrder(reason), context)
+            case _:
+                return
+        self.handled += 1
+
+
+def runner(store: EventStore, checkpoints: CheckpointStore) -> ProjectionRunner:
+    """The process manager's runner: only the three event types it reacts to."""
+    process = OrderCreditProcess(store)
+    return ProjectionRunner(store, process, checkpoints, types=process.types)

@@ -1,0 +1,324 @@
+"""Command handling and loading: the one place where deciders meet the event store.
+
+`Repository.handle` is the whole loop of event sourcing:
+
+1. load the stream: the newest usable snapshot, then the events after it, folded with `evolve`;
+2. `decide` the command against that state;
+3. append the new events, expecting the version that was loaded;
+4. if another writer appended first (`WrongExpectedVersion`), go back to 1 — a bounded number
+   of times, with a short random pause so that retrying writers spread out.
+
+The same loading machinery answers temporal queries: the state as of a version, as of a time,
+and the full history with the state after each event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from ilji.app.context import Clock, CommandContext, system_clock
+from ilji.app.errors import EventSchemaError
+from ilji.app.model import AggregateType
+from ilji.app.registry import UnknownEvent
+from ilji.domain.errors import WrongExpectedVersion
+from ilji.domain.events import AppendResult, RecordedEvent
+from ilji.store.port import EventStore
+from ilji.store.snapshots import Snapshot, SnapshotStore
+
+log = logging.getLogger("ilji.app")
+
+C = TypeVar("C")
+E = TypeVar("E")
+S = TypeVar("S")
+
+#: Events read per round trip while folding a stream.
+PAGE_SIZE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[S]):
+    """A stream's state at `version`; `snapshot_version` is 0 when no snapshot was used."""
+
+    stream: str
+    state: S
+    version: int
+    snapshot_version: int = 0
+    events_folded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult(Generic[E, S]):
+    """What handling a command did: its events (none for an idempotent repeat) and the new state."""
+
+    stream: str
+    events: list[E]
+    state: S
+    version: int
+    append: AppendResult | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry(Generic[E, S]):
+    """One event of a stream's history and the state right after it."""
+
+    recorded: RecordedEvent
+    event: E | UnknownEvent
+    state: S
+
+
+@dataclass(slots=True)
+class _Fold(Generic[S]):
+    state: S
+    version: int
+    last_event_id: Any = None
+    count: int = 0
+
+
+class Repository(Generic[C, E, S]):
+    """Loads, decides and appends for one aggregate type on one event store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        aggregate_type: AggregateType[C, E, S],
+        *,
+        snapshots: SnapshotStore | None = None,
+        clock: Clock = system_clock,
+        max_retries: int = 10,
+        retry_delay: float = 0.002,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.store = store
+        self.type = aggregate_type
+        self.snapshots = snapshots if aggregate_type.snapshots is not None else None
+        self.clock = clock
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.page_size = page_size
+
+    def stream(self, entity_id: str) -> str:
+        """The stream name of an entity."""
+        return self.type.stream(entity_id)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def handle(
+        self,
+        entity_id: str,
+        command: C,
+        context: CommandContext | None = None,
+        *,
+        expected_version: int | None = None,
+    ) -> CommandResult[E, S]:
+        """Decide `command` on the entity's current state and append its events.
+
+        Raises what `decide` raises (`CommandRejected`, never retried), or the last
+        `WrongExpectedVersion` when `max_retries` reloads all lost the race.
+
+        `expected_version` is the version the caller last saw (an HTTP `If-Match`): the command
+        is then decided only on that version, and a stream that moved on raises
+        `WrongExpectedVersion` at once, without retrying, because the caller decided on what it
+        saw and must look again.
+        """
+        context = context or CommandContext()
+        stream = self.stream(entity_id)
+        decider = self.type.decider
+        attempt = 0
+        while True:
+            attempt += 1
+            loaded = await self._load(stream, None, use_snapshots=True)
+            if expected_version is not None and loaded.version != expected_version:
+                raise WrongExpectedVersion(stream, expected_version, loaded.version)
+            events = list(decider.decide(command, loaded.state))
+            if not events:
+                return CommandResult(stream, [], loaded.state, loaded.version, None, attempt)
+            metadata = context.metadata(self.clock())
+            new_events = [self.type.events.encode(event, metadata) for event in events]
+            try:
+                result = await self.store.append(stream, new_events, loaded.version)
+            except WrongExpectedVersion:
+                if attempt > self.max_retries or expected_version is not None:
+                    raise
+                log.debug("version conflict, reloading", extra={"stream": stream, "attempt": attempt})
+                # Full jitter: writers that lost the same race wake at different times, so the
+                # next round is not the same pile-up again.
+                cap = min(0.1, self.retry_delay * 2 ** min(attempt, 10))
+                await asyncio.sleep(random.uniform(0, cap))
+                continue
+            state = decider.fold(events, loaded.state)
+            await self._maybe_snapshot(stream, loaded.version, result.last_version, state, new_events[-1].id)
+            return CommandResult(stream, events, state, result.last_version, result, attempt)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    async def load(self, entity_id: str, *, use_snapshots: bool = True) -> Loaded[S]:
+        """The entity's current state and version (the initial state at version 0 if it has no events)."""
+        return await self._load(self.stream(entity_id), None, use_snapshots=use_snapshots)
+
+    async def state_at(
+        self, entity_id: str, *, version: int | None = None, at: datetime | None = None
+    ) -> Loaded[S]:
+        """The state as of stream `version`, or as of time `at` (events recorded at or before it)."""
+        if (version is None) == (at is None):
+            raise ValueError("give exactly one of version= and at=")
+        stream = self.stream(entity_id)
+        if at is not None:
+            version = await self._version_at(stream, at)
+        assert version is not None
+        if version < 0:
+            raise ValueError("version must be >= 0")
+        if version == 0:
+            return Loaded(stream, self.type.decider.initial_state(), 0)
+        return await self._load(stream, version, use_snapshots=True)
+
+    async def version_at(self, entity_id: str, at: datetime) -> int:
+        """The stream's version as of time `at`: its number of events recorded at or before `at`."""
+        return await self._version_at(self.stream(entity_id), at)
+
+    async def history(self, entity_id: str) -> list[HistoryEntry[E, S]]:
+        """Every event of the stream with the state right after it (the stream's full story)."""
+        stream = self.stream(entity_id)
+        decider = self.type.decider
+        state = decider.initial_state()
+        entries: list[HistoryEntry[E, S]] = []
+        version = 1
+        while page := await self.store.read_stream(stream, version, self.page_size):
+            for recorded in page:
+                event = self.type.events.decode(recorded)
+                if not isinstance(event, UnknownEvent):
+                    state = decider.evolve(state, event)  # type: ignore[arg-type]
+                entries.append(HistoryEntry(recorded, event, state))  # type: ignore[arg-type]
+            version = page[-1].version + 1
+        return entries
+
+    async def take_snapshot(self, entity_id: str) -> Snapshot | None:
+        """Fold the stream from its events and store a snapshot now (None without a policy or events)."""
+        policy = self.type.snapshots
+        if policy is None or self.snapshots is None:
+            return None
+        stream = self.stream(entity_id)
+        fold = await self._fold(stream, _Fold(self.type.decider.initial_state(), 0), None)
+        if fold.version == 0:
+            return None
+        return await self._save_snapshot(stream, fold)
+
+    # -- machinery -----------------------------------------------------------------------------
+
+    async def _load(self, stream: str, max_version: int | None, *, use_snapshots: bool) -> Loaded[S]:
+        start = _Fold(self.type.decider.initial_state(), 0)
+        snapshot_version = 0
+        if use_snapshots:
+            from_snapshot = await self._from_snapshot(stream, max_version)
+            if from_snapshot is not None:
+                start, snapshot_version = from_snapshot, from_snapshot.version
+        fold = await self._fold(stream, start, max_version)
+        loaded = Loaded(stream, fold.state, fold.version, snapshot_version, fold.count)
+        policy = self.type.snapshots
+        if (
+            use_snapshots
+            and policy is not None
+            and self.snapshots is not None
+            and max_version is None
+            and fold.count >= policy.every
+        ):
+            # Loading replayed a long tail (no snapshot yet, an old state schema, snapshots
+            # deleted): keep the work for the next reader.
+            await self._save_snapshot(stream, fold)
+        return loaded
+
+    async def _from_snapshot(self, stream: str, max_version: int | None) -> _Fold[S] | None:
+        """The fold state a usable snapshot gives, or None (no snapshot, or one not to trust)."""
+        policy = self.type.snapshots
+        if policy is None or self.snapshots is None:
+            return None
+        codec = policy.codec
+        snapshot = await self.snapshots.latest(stream, codec.name, codec.schema_version, max_version)
+        if snapshot is None:
+            return None
+        # The snapshot must describe this very stream: the event at its version must be the one
+        # it was taken after (a database restored or recreated under it would fail this).
+        anchor = await self.store.read_stream(stream, snapshot.version, 1)
+        if not anchor or anchor[0].version != snapshot.version or anchor[0].id != snapshot.event_id:
+            log.warning("ignoring a snapshot that does not match its stream", extra={"stream": stream})
+            return None
+        try:
+            state = codec.decode(snapshot.state)
+        except (EventSchemaError, TypeError, ValueError, KeyError) as exc:
+            log.warning("ignoring a snapshot that does not decode: %s", exc, extra={"stream": stream})
+            return None
+        return _Fold(state, snapshot.version, snapshot.event_id)
+
+    async def _fold(self, stream: str, fold: _Fold[S], max_version: int | None) -> _Fold[S]:
+        decider = self.type.decider
+        registry = self.type.events
+        # The state being folded is private here (fresh from initial_state() or decoded from a
+        # snapshot), so a decider that can change a state in place may do so.
+        step = decider.evolve_in_place or decider.evolve
+        state, version, last_id, count = fold.state, fold.version, fold.last_event_id, 0
+        while max_version is None or version < max_version:
+            limit = self.page_size if max_version is None else min(self.page_size, max_version - version)
+            page = await self.store.read_stream(stream, version + 1, limit)
+            for recorded in page:
+                event = registry.decode(recorded)
+                # Tolerant reader: an unknown type still counts for the version, not the state.
+                if not isinstance(event, UnknownEvent):
+                    state = step(state, event)  # type: ignore[arg-type]
+            if page:
+                version, last_id, count = page[-1].version, page[-1].id, count + len(page)
+            if len(page) < limit:
+                break
+        return _Fold(state, version, last_id, count)
+
+    async def _maybe_snapshot(
+        self, stream: str, before: int, after: int, state: S, last_event_id: Any
+    ) -> None:
+        policy = self.type.snapshots
+        if policy is None or self.snapshots is None or not policy.due(before, after):
+            return
+        await self._save_snapshot(stream, _Fold(state, after, last_event_id))
+
+    async def _save_snapshot(self, stream: str, fold: _Fold[S]) -> Snapshot | None:
+        policy = self.type.snapshots
+        assert policy is not None and self.snapshots is not None
+        snapshot = Snapshot(
+            stream=stream,
+            state_type=policy.codec.name,
+            schema_version=policy.codec.schema_version,
+            version=fold.version,
+            event_id=fold.last_event_id,
+            state=policy.codec.encode(fold.state),
+        )
+        try:
+            await self.snapshots.save(snapshot)
+        except Exception as exc:
+            # A snapshot is an optimisation: failing to store one must not fail the command
+            # whose events are already committed.
+            log.warning("could not store a snapshot: %s", exc, extra={"stream": stream})
+            return None
+        return snapshot
+
+    async def _version_at(self, stream: str, at: datetime) -> int:
+        # Within a stream, recorded_at never decreases with the version (an append starts after
+        # the previous event of its stream committed), so a binary search finds the boundary
+        # in log2(n) one-event reads.
+        lo, hi = 0, await self.store.stream_version(stream)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            [event] = await self.store.read_stream(stream, mid, 1)
+            if event.recorded_at <= at:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+
+def events_of(entries: Sequence[HistoryEntry[E, S]]) -> list[E | UnknownEvent]:
+    """The typed events of a history, in order."""
+    return [entry.event for entry in entries]
