@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit integration bench clean
+.PHONY: run test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench,docs]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -17,18 +17,41 @@ run: $(STAMP)
 	$(BIN)/ilji quickstart
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples docs/snippets
+	$(BIN)/ruff format --check src tests bench examples docs/snippets
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck deploy-tools
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+
+# Tools for tests/deploy in their own venv: checkov pins older packaging/python-dateutil.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-$(shell cat deploy/requirements-tools.txt | cksum | cut -d' ' -f1)
+
+$(DEPLOY_STAMP): deploy/requirements-tools.txt
+	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet -r deploy/requirements-tools.txt
+	@rm -f $(DEPLOY_VENV)/.installed-*
+	@touch $@
+
+deploy-tools: $(DEPLOY_STAMP)
+
+deploy-check: $(STAMP) $(DEPLOY_STAMP)
+	$(BIN)/pytest -q tests/deploy
+
+# The guide (docs/en, docs/ko) as a static site; `make docs-serve` to read it locally.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d build/site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
