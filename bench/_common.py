@@ -238,7 +238,7 @@ class BenchServer:
                 server.cleanup()
             shutil.rmtree(parent, ignore_errors=True)
 
-        bench = cls(str(server.get_uri("postgres")), f"embedded, throwaway (data in {parent})", cleanup)
+        bench = cls(str(server.get_uri("postgres")), "embedded wheel, throwaway", cleanup)
         try:
             yield bench
         finally:
