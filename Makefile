@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: run quickstart test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,12 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Serves the HTTP API, SSE and metrics on http://127.0.0.1:8000 (API docs at /docs).
 run: $(STAMP)
+	$(BIN)/ilji serve
+
+# A guided tour of the store in the terminal.
+quickstart: $(STAMP)
 	$(BIN)/ilji quickstart
 
 lint: $(STAMP)

@@ -35,7 +35,7 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Runtime]:
-    """Start what the settings ask for and yield it; stop everything on exit."""
+    """Start what the settings ask for and yield it (migrated); stop everything on exit."""
     url, embedded = await database_url(settings)
     try:
         if run_migrations:
@@ -48,6 +48,8 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> As
             max_size=settings.pool_max_size,
             max_event_size=settings.max_event_size,
             idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
+            # Bounds how long a caller waits for a connection while the database is away.
+            connect_timeout=settings.db_timeout,
         )
         try:
             yield Runtime(store=store, url=url, embedded=embedded)

@@ -31,6 +31,7 @@ from ilji.domain.errors import (
 from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent, new_event_id
 from ilji.domain.validation import validate_expected_version
 from ilji.logs import configure_logging
+from ilji.server.models import event_json
 from ilji.settings import Settings, load_settings
 from ilji.store.migrate import latest_version, migrate
 from ilji.store.port import Direction
@@ -115,20 +116,6 @@ def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -
             return await body(runtime)
 
     return _run(main)
-
-
-def event_json(event: RecordedEvent) -> dict[str, Any]:
-    """An event as the JSON object the CLI and the HTTP API print."""
-    return {
-        "id": str(event.id),
-        "stream": event.stream,
-        "version": event.version,
-        "position": event.position,
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata,
-        "recorded_at": event.recorded_at.isoformat().replace("+00:00", "Z"),
-    }
 
 
 def _print_json(value: Any) -> None:
@@ -419,6 +406,32 @@ def demo_command(
         await module.run_demo(runtime.store, lambda line: out.print(line, markup=False, highlight=False))
 
     _with_runtime(settings, body)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (env ILJI_HOST).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (env ILJI_PORT, default 8000).")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (env ILJI_WORKERS).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the HTTP server (API v1, SSE, /healthz, /readyz, /metrics) until SIGTERM."""
+    from ilji.server.run import serve  # the server's dependencies load only for this command
+
+    try:
+        settings = load_settings(
+            database_url=database_url, data_dir=data_dir, host=host, port=port, workers=workers
+        )
+    except Exception as exc:  # pydantic's message names the setting
+        err.print(f"[red]error:[/red] invalid settings: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        serve(settings)
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
 
 
 def main() -> None:

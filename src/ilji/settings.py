@@ -40,6 +40,34 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     log_level: str = "INFO"
 
+    # -- the HTTP server (`ilji serve`) ---------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address `ilji serve` listens on")
+    port: int = Field(default=8000, ge=0, le=65535, description="port `ilji serve` listens on")
+    workers: int = Field(default=1, ge=1, le=64, description="server worker processes")
+    api_tokens: str | None = Field(
+        default=None,
+        repr=False,  # secrets stay out of logs and tracebacks
+        description='bearer tokens and roles, like "tokA=read,tokB=write,tokC=admin"; '
+        "unset serves loopback addresses only",
+    )
+    body_limit: int = Field(default=1024 * 1024, ge=1024, description="largest request body in bytes")
+    db_timeout: float = Field(
+        default=5.0, gt=0, description="longest a request waits for a database connection, in seconds"
+    )
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, description="seconds between heartbeat comments on idle SSE streams"
+    )
+    sse_queue_size: int = Field(
+        default=64, ge=1, description="events buffered per SSE connection before reading pauses"
+    )
+    shutdown_timeout: float = Field(
+        default=10.0, ge=0, description="seconds SIGTERM waits for in-flight requests to finish"
+    )
+    access_log: bool = Field(default=True, description="log one line per HTTP request")
+    monitor_interval: float = Field(
+        default=5.0, gt=0, description="seconds between the server's database health checks"
+    )
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

@@ -76,7 +76,7 @@ async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list
     for migration in available_migrations():
         if migration.version in done:
             continue
-        log.info("applying migration", extra={"version": migration.version, "name": migration.name})
+        log.info("applying migration", extra={"version": migration.version, "migration": migration.name})
         async with conn.transaction():
             await conn.execute(migration.sql)
             await conn.execute(

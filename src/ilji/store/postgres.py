@@ -456,6 +456,11 @@ class PostgresEventStore:
 
     # -- diagnostics -------------------------------------------------------------------------
 
+    @property
+    def notifications_sent(self) -> int:
+        """NOTIFYs this store sent after appends (appends per notification shows coalescing)."""
+        return self._notifier.sent if self._notifier else 0
+
     async def oldest_transaction_age(self) -> float:
         """Seconds the oldest open writing transaction in the cluster has been open."""
         try:

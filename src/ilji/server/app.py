@@ -1,0 +1,199 @@
+"""The app factory: settings (and, for tests, an open store) in, a FastAPI app out.
+
+`create_app(settings)` opens its own store when the app starts (the embedded PostgreSQL when
+no database URL is set) and closes it when the app stops; `create_app(settings, store=s)`
+serves an already-open store and leaves closing it to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator
+from types import FrameType
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import Response
+
+import ilji
+from ilji.bootstrap import open_runtime
+from ilji.domain.errors import IljiError
+from ilji.server import problems
+from ilji.server.auth import Role, parse_tokens, require
+from ilji.server.limits import BodyLimitMiddleware
+from ilji.server.metrics import Metrics, MetricsMiddleware
+from ilji.server.models import component_schemas
+from ilji.server.routes import OrjsonResponse, add_routes, append_operation
+from ilji.settings import Settings
+from ilji.store.postgres import PostgresEventStore
+
+log = logging.getLogger("ilji.server")
+
+MONITOR_LOOP = "database_monitor"
+
+
+class Drain:
+    """Set when the server begins to shut down: /readyz fails and SSE streams end cleanly.
+
+    `start()` may be called from a signal handler, so it only schedules the change on the
+    app's event loop.
+    """
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop the app runs on."""
+        self._loop = loop
+
+    def start(self) -> None:
+        """Begin draining (safe from a signal handler or another thread)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.event.set)
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[PostgresEventStore]:
+    """The store the settings describe, migrated; the embedded server when no URL is set."""
+    async with open_runtime(settings) as runtime:
+        yield runtime.store
+
+
+async def watch_database(
+    store: PostgresEventStore, metrics: Metrics, interval: float, stop: asyncio.Event
+) -> None:
+    """Background loop: is the database up, and how old is its oldest open transaction?"""
+    up: bool | None = None
+    while not stop.is_set():
+        try:
+            await store.ping()
+            age = await store.oldest_transaction_age()
+        except IljiError as exc:
+            metrics.database_up.set(0)
+            metrics.loop_runs.labels(MONITOR_LOOP, "error").inc()
+            if up is not False:  # log changes, not every failed check
+                log.warning("database unreachable", extra={"error": exc.message})
+            up = False
+        else:
+            metrics.database_up.set(1)
+            metrics.oldest_transaction.set(age)
+            metrics.notifications.set(store.notifications_sent)
+            metrics.loop_runs.labels(MONITOR_LOOP, "ok").inc()
+            if up is False:
+                log.info("database reachable again")
+            log.debug("database check", extra={"oldest_transaction_seconds": round(age, 3)})
+            up = True
+        metrics.loop_last_run.labels(MONITOR_LOOP).set_to_current_time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+
+
+def _chain_signal_handlers(drain: Drain) -> None:
+    """Start draining on SIGTERM/SIGINT, then let the handler installed before (uvicorn's) run."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            drain.start()
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: PostgresEventStore | None = None,
+    drain: Drain | None = None,
+    drain_on_signals: bool = False,
+) -> FastAPI:
+    """Build the server app. With `store`, serve it (the caller closes it); otherwise open one.
+
+    `drain_on_signals` (for `ilji serve`) starts draining on SIGTERM/SIGINT, before uvicorn
+    waits for open connections: SSE streams would otherwise keep it waiting until its timeout.
+    """
+    tokens = parse_tokens(settings.api_tokens)
+    drain = drain or Drain()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        drain.bind(asyncio.get_running_loop())
+        if drain_on_signals:
+            _chain_signal_handlers(drain)
+        async with contextlib.AsyncExitStack() as stack:
+            served = store if store is not None else await stack.enter_async_context(open_store(settings))
+            app.state.store = served
+            stop = asyncio.Event()
+            monitor = asyncio.create_task(
+                watch_database(served, metrics, settings.monitor_interval, stop), name="ilji-db-monitor"
+            )
+            log.info("server ready", extra={"auth": tokens.enabled, "body_limit": settings.body_limit})
+            try:
+                yield
+            finally:
+                stop.set()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(monitor, 5.0)
+
+    app = FastAPI(
+        title="Ilji",
+        version=ilji.__version__,
+        summary="An event store on PostgreSQL: append, read, and follow streams over HTTP.",
+        lifespan=lifespan,
+        openapi_url=None,  # served below, behind the read role when tokens are configured
+        docs_url=None,
+        redoc_url=None,
+        default_response_class=OrjsonResponse,
+    )
+    app.state.settings = settings
+    app.state.tokens = tokens
+    app.state.store = store
+    app.state.drain = drain
+    metrics = Metrics(lambda: app.state.store.pool if app.state.store is not None else None)
+    app.state.metrics = metrics
+    problems.install(app)
+    add_routes(app, auth=tokens.enabled)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+            stream_path = schema["paths"].setdefault("/v1/streams/{stream}", {})
+            stream_path["post"] = append_operation(tokens.enabled)
+            if tokens.enabled:
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"}
+                }
+                schema["security"] = [{"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
+    async def openapi_json(request: Request) -> Response:
+        return OrjsonResponse(openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
+    async def docs(request: Request) -> Response:
+        # The document is embedded in the page: a browser fetching /openapi.json by itself
+        # would carry no token.
+        return get_swagger_ui_html(
+            openapi_url="", title="Ilji API", swagger_ui_parameters={"spec": openapi()}
+        )
+
+    # The last added middleware runs first: metrics see every answer, including a 413.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.access_log)
+    return app

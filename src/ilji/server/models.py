@@ -1,0 +1,136 @@
+"""The JSON shapes of the HTTP API, as pydantic models: they validate requests and document responses.
+
+Responses are built as plain dicts by `event_json` and friends (orjson serialises them without
+a pydantic round trip); the response models here exist for the OpenAPI document, and the
+end-to-end tests check that the two agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+
+from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
+from ilji.domain.validation import MAX_TYPE_LENGTH
+
+StateName = Literal["any", "no_stream", "exists"]
+
+# The characters `ilji.domain.validation` refuses in names and types (whitespace and control
+# characters), spelled out so that the OpenAPI pattern means the same to every regex engine
+# (pydantic's Rust engine, Python's, a client's ECMAScript one).
+_FORBIDDEN = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NAME_PATTERN = f"^[^{_FORBIDDEN}]+$"
+"""A stream name or event type as the store accepts it (reading may name `$` streams)."""
+WRITABLE_STREAM_PATTERN = f"^[^${_FORBIDDEN}][^{_FORBIDDEN}]*$"
+"""A stream name an append may use: `$` names are reserved for Ilji."""
+CATEGORY_PATTERN = f"^[^{_FORBIDDEN}-]+$"
+"""A category name: a stream name without `-`."""
+
+
+def _integral_float(value: Any) -> Any:
+    # JSON has one number type: 3.0 is an integer to JSON Schema (and to JavaScript clients).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class EventIn(BaseModel):
+    """One event to append."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_TYPE_LENGTH, pattern=NAME_PATTERN, description="like OrderPlaced"),
+    ]
+    data: dict[str, Any] = Field(default_factory=dict, description="the event's data: a JSON object")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
+    id: uuid.UUID | None = Field(
+        default=None, description="the event's id; reuse it to make a retry idempotent"
+    )
+
+
+class AppendRequest(BaseModel):
+    """A batch of events for one stream, appended atomically."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    expected_version: (
+        Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_POSITION), BeforeValidator(_integral_float)] | StateName
+    ) = Field(
+        default="any",
+        description="the stream's version this append expects (0: no events), or a stream state",
+    )
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_APPEND)
+
+
+class AppendResponse(BaseModel):
+    """Where the batch landed."""
+
+    stream: str
+    first_version: int
+    last_version: int
+    first_position: int
+    last_position: int
+
+
+class EventOut(BaseModel):
+    """A stored event."""
+
+    id: uuid.UUID
+    stream: str
+    version: int = Field(description="its place in its stream, from 1")
+    position: int = Field(description="its place in the global log")
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: str = Field(description="RFC 3339, UTC")
+
+
+class StreamPage(BaseModel):
+    """Events of one stream."""
+
+    stream: str
+    version: int = Field(description="the stream's current version (its number of events)")
+    events: list[EventOut]
+
+
+class LogPage(BaseModel):
+    """A page of the global log or of a category: pass `next` as `after` for the next page."""
+
+    events: list[EventOut]
+    next: int
+
+
+class Health(BaseModel):
+    """A probe's answer."""
+
+    status: str
+
+
+def event_json(event: RecordedEvent) -> dict[str, Any]:
+    """An event as the JSON object of the HTTP API (the same shape `ilji read --json` prints)."""
+    return {
+        "id": str(event.id),
+        "stream": event.stream,
+        "version": event.version,
+        "position": event.position,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata,
+        # The session's time zone decides psycopg's offset; the API promises UTC.
+        "recorded_at": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+def component_schemas() -> dict[str, Any]:
+    """JSON schemas of the models the append route documents by hand (see `routes.append_operation`)."""
+    components: dict[str, Any] = {}
+    for model in (AppendRequest, AppendResponse):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return components

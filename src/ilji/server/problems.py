@@ -1,0 +1,180 @@
+"""Errors as `application/problem+json` (RFC 9457): one table maps each Ilji error to one status.
+
+Every failure a client can see goes through `problem()`, so all error bodies share one shape:
+`type`, `title`, `status`, `detail`, plus `expected`/`actual` for a wrong expected version and
+`errors` for request validation.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from ilji.domain.errors import (
+    AppendOnlyViolation,
+    ConflictError,
+    DuplicateEventId,
+    EmbeddedPostgresError,
+    IljiError,
+    SchemaError,
+    StoreUnavailable,
+    StreamNotFound,
+    ValidationError,
+    WrongExpectedVersion,
+)
+from ilji.server.auth import Forbidden, Unauthorized
+
+log = logging.getLogger("ilji.server")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+#: The one table: each error class and the HTTP status it means. The most specific class wins.
+STATUS: dict[type[IljiError], int] = {
+    ValidationError: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    StreamNotFound: 404,
+    WrongExpectedVersion: 409,
+    DuplicateEventId: 409,
+    ConflictError: 409,
+    AppendOnlyViolation: 409,
+    StoreUnavailable: 503,
+    SchemaError: 503,
+    EmbeddedPostgresError: 503,
+    IljiError: 500,
+}
+
+#: The JSON schema of a problem body, for the OpenAPI document.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "a URI naming the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "expected": {
+            "description": "the expected version (wrong expected version only)",
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+        },
+        "actual": {"type": "integer", "description": "the stream's version (wrong expected version only)"},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "what is wrong in the request",
+        },
+    },
+}
+
+
+def status_of(exc: IljiError) -> int:
+    """The HTTP status for `exc`: the entry of its closest class in `STATUS`."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem+json response."""
+    phrase = HTTPStatus(status).phrase
+    body = {
+        "type": f"urn:ilji:problem:{code or phrase.lower().replace(' ', '-')}",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return Response(
+        orjson.dumps(body, default=str), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def error_response(exc: IljiError) -> Response:
+    """The problem response for an Ilji error."""
+    status = status_of(exc)
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, WrongExpectedVersion):
+        extra = {"expected": exc.expected, "actual": exc.actual}
+    elif isinstance(exc, DuplicateEventId):
+        extra = {"event_ids": exc.event_ids}
+    elif isinstance(exc, ValidationError):
+        extra = {"errors": [{"field": exc.field, "message": exc.message}]}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers["Retry-After"] = "1"
+    if status >= 500:
+        log.warning("request failed", extra={"error": exc.code, "detail": exc.message})
+    return problem(status, exc.message, code=exc.code, headers=headers, **extra)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Pydantic's errors carry the offending input, which may be large or binary: keep the
+    # location, the message and the kind only.
+    out = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ())]
+        out.append({"field": ".".join(loc), "message": str(error.get("msg", "")), "kind": error.get("type")})
+    return out
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of `app` a problem+json response."""
+
+    async def on_ilji_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, IljiError)
+        return error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
+        return problem(422, summary, code="validation-error", errors=errors)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code in (204, 304) or exc.status_code < 400:  # pragma: no cover - not raised
+            return Response(status_code=exc.status_code, headers=headers)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route matching the path only; the
+            # stream URL has two routes (GET and POST), so collect them all.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(exc.status_code, detail, headers=headers)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return problem(500, "an unexpected error occurred; see the server log", code="internal")
+
+    app.add_exception_handler(IljiError, on_ilji_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,92 @@
+"""`ilji serve`: uvicorn (uvloop, httptools) running the app factory in one or more processes.
+
+Shutdown: on SIGTERM uvicorn stops accepting connections and waits for in-flight requests,
+at most `shutdown_timeout` seconds; the app drains first (readiness fails, SSE streams end
+cleanly) so that open streams do not keep it waiting until the bound.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from ilji.logs import configure_logging
+from ilji.server.app import create_app
+from ilji.server.auth import check_bind, parse_tokens
+from ilji.settings import Settings
+
+log = logging.getLogger("ilji.server")
+
+
+def _configure_logging(settings: Settings) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_color_message)
+
+
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    # uvicorn adds a `color_message` copy of some messages with terminal escape codes.
+    record.__dict__.pop("color_message", None)
+    return True
+
+
+@dataclass(frozen=True)
+class AppFactory:
+    """Builds the app in each worker process (uvicorn pickles this into spawned workers)."""
+
+    settings: Settings
+
+    def __call__(self) -> FastAPI:
+        """Configure logging for this process and build its app."""
+        _configure_logging(self.settings)
+        return create_app(self.settings, drain_on_signals=True)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def serve(settings: Settings) -> None:
+    """Run the server until SIGTERM/SIGINT. Raises `ValidationError` for an unsafe bind."""
+    check_bind(settings.host, parse_tokens(settings.api_tokens))
+    _configure_logging(settings)
+    config = uvicorn.Config(
+        AppFactory(settings),
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_config=None,  # keep Ilji's handlers: one format (console or JSON) for every log line
+        access_log=False,  # the app logs requests itself, by route template and without queries
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+        server_header=False,
+    )
+    log.info(
+        "serving",
+        extra={"host": settings.host, "port": settings.port, "workers": settings.workers},
+    )
+    if settings.workers > 1:
+        # uvicorn.run() insists on an import string for several workers; the supervisor
+        # itself only needs a picklable config, which the factory is.
+        from uvicorn.supervisors import Multiprocess
+
+        sock = config.bind_socket()
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    # uvicorn handles SIGTERM/SIGINT while it runs and re-raises the signal once it has shut
+    # down; these handlers make that final signal a normal exit (status 0) after a clean drain.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # the app failed to start; uvicorn logged why
