@@ -415,15 +415,28 @@ def serve_command(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Worker processes (env ILJI_WORKERS).")
     ] = None,
+    example: Annotated[
+        list[str] | None,
+        typer.Option("--example", help="Also serve an example domain's routes: conference, ships, orders."),
+    ] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run the HTTP server (API v1, SSE, /healthz, /readyz, /metrics) until SIGTERM."""
+    for name in example or []:
+        if name not in DEMOS:
+            err.print(f"[red]error:[/red] --example: choose from {', '.join(DEMOS)}, not {name!r}")
+            raise typer.Exit(EXIT_INVALID)
     from ilji.server.run import serve  # the server's dependencies load only for this command
 
     try:
         settings = load_settings(
-            database_url=database_url, data_dir=data_dir, host=host, port=port, workers=workers
+            database_url=database_url,
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            workers=workers,
+            examples=tuple(example) if example else None,
         )
     except Exception as exc:  # pydantic's message names the setting
         err.print(f"[red]error:[/red] invalid settings: {exc}")

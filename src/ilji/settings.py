@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds between the server's database health checks"
     )
 
+    examples: tuple[str, ...] = Field(
+        default=(), description="example domains whose HTTP routes `ilji serve` mounts"
+    )
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import threading
@@ -64,6 +65,29 @@ async def open_store(settings: Settings) -> AsyncIterator[PostgresEventStore]:
     """The store the settings describe, migrated; the embedded server when no URL is set."""
     async with open_runtime(settings) as runtime:
         yield runtime.store
+
+
+EXAMPLES = ("conference", "ships", "orders")
+
+
+def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ...]) -> None:
+    """Add the HTTP routes of the chosen example domains (`ilji serve --example NAME`).
+
+    Their routers are built on the open store, so they are added when the app starts, before
+    it answers any request. Writing routes need a write token, like the API's own appends.
+    """
+    if not names:
+        return
+    from ilji.store.snapshots import PostgresSnapshotStore
+
+    for name in names:
+        module = importlib.import_module(f"examples.{name}.http")
+        app.include_router(
+            module.router(store, PostgresSnapshotStore(store.pool)),
+            dependencies=[Depends(require(Role.WRITE))],
+        )
+        log.info("example routes mounted", extra={"example": name})
+    app.openapi_schema = None  # regenerate the document with the new routes
 
 
 async def watch_database(
@@ -134,6 +158,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             served = store if store is not None else await stack.enter_async_context(open_store(settings))
             app.state.store = served
+            mount_examples(app, served, settings.examples)
             stop = asyncio.Event()
             monitor = asyncio.create_task(
                 watch_database(served, metrics, settings.monitor_interval, stop), name="ilji-db-monitor"
