@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         default=(), description="example domains whose HTTP routes `ilji serve` mounts"
     )
 
+    @field_validator("examples")
+    @classmethod
+    def _known_examples(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in ("conference", "ships", "orders")]
+        if unknown:
+            raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
+        return value
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

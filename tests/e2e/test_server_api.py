@@ -342,7 +342,7 @@ def test_metrics_count_requests_appends_and_conflicts(client: httpx.Client) -> N
     append(client, stream, "C", expected=0)
     text = client.get("/metrics").text
     for name in (
-        'ilji_http_requests_total{method="POST",route="/v1/streams/{stream:path}",status="201"}',
+        'ilji_http_requests_total{method="POST",route="/v1/streams/{stream}",status="201"}',
         "ilji_http_request_duration_seconds_bucket",
         'ilji_appends_total{outcome="stored"}',
         "ilji_events_appended_total",

@@ -25,6 +25,8 @@ def test_the_conference_example_is_served_and_guarded(database_url: str) -> None
             json={"reservation_id": "r9", "quantity": 1},
         )
         assert full.status_code == 409, full.text
+        assert full.json()["type"].startswith("urn:ilji:problem:"), full.text
+        assert full.json()["type"] != "urn:ilji:problem:conflict", "the rule's code is kept"
         state = http.get(f"/examples/conference/conferences/{conference}")
         assert state.status_code == 200
         assert "/examples/conference/conferences/{conference_id}" in http.get("/openapi.json").json()["paths"]

@@ -15,7 +15,7 @@ def test_json_logs_are_one_object_a_line(database_url: str) -> None:
     entries = [json.loads(line) for line in lines]  # every line, uvicorn's included
     requests = [e for e in entries if e["message"] == "request"]
     assert {(e["method"], e["route"], e["status"]) for e in requests} >= {
-        ("POST", "/v1/streams/{stream:path}", 201),
+        ("POST", "/v1/streams/{stream}", 201),
         ("GET", "/v1/all", 422),
     }
     assert all({"time", "level", "logger", "message"} <= e.keys() for e in entries)

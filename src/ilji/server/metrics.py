@@ -8,6 +8,7 @@ usage is read from psycopg's pool statistics when Prometheus scrapes.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -109,10 +110,14 @@ class Metrics:
         r.register(_PoolCollector(pool))
 
 
+_CONVERTOR = re.compile(r"\{(\w+):[^}]+\}")
+
+
 def _route_label(scope: Scope) -> str:
+    # The documented template (`/v1/streams/{stream}`), without Starlette's convertor names.
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else "unmatched"
 
 
 class MetricsMiddleware:

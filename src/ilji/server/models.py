@@ -7,6 +7,7 @@ end-to-end tests check that the two agree.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC
 from typing import Annotated, Any, Literal
@@ -37,6 +38,15 @@ def _integral_float(value: Any) -> Any:
     return value
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _canonical_uuid(value: Any) -> Any:
+    if isinstance(value, str) and not _UUID.match(value):
+        raise ValueError("must be a UUID like 0190f3a2-7c1e-7d3b-9a4e-5f6a7b8c9d0e")
+    return value
+
+
 class EventIn(BaseModel):
     """One event to append."""
 
@@ -48,7 +58,9 @@ class EventIn(BaseModel):
     ]
     data: dict[str, Any] = Field(default_factory=dict, description="the event's data: a JSON object")
     metadata: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
-    id: uuid.UUID | None = Field(
+    # The canonical 8-4-4-4-12 form only: pydantic would also take 32 bare hex digits or a
+    # "urn:uuid:" prefix, which the document's `format: uuid` does not allow.
+    id: Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)] | None = Field(
         default=None, description="the event's id; reuse it to make a retry idempotent"
     )
 

@@ -163,12 +163,20 @@ def install(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code in (204, 304) or exc.status_code < 400:  # pragma: no cover - not raised
             return Response(status_code=exc.status_code, headers=headers)
-        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        code: str | None = None
+        if isinstance(exc.detail, dict):
+            # Example domains raise {"code": rule, "message": text}: keep both for the client.
+            code = str(exc.detail["code"]) if exc.detail.get("code") else None
+            detail = str(exc.detail.get("message") or HTTPStatus(exc.status_code).phrase)
+        elif isinstance(exc.detail, str):
+            detail = exc.detail
+        else:
+            detail = HTTPStatus(exc.status_code).phrase
         if exc.status_code == 405:
             # Starlette names the methods of the first route matching the path only; the
             # stream URL has two routes (GET and POST), so collect them all.
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return problem(exc.status_code, detail, headers=headers)
+        return problem(exc.status_code, detail, code=code, headers=headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", extra={"path": request.url.path})

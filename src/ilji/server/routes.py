@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError as PydanticValidationError
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -164,6 +165,28 @@ def _sse(
     )
 
 
+class _NameConvertor(Convertor[str]):
+    """Any text as a path parameter: slashes, newlines, even nothing.
+
+    Starlette's `path` convertor (`.*`) stops at a newline and `str` at a slash, so such
+    names would get a bare 404 from the router; matching them instead lets the routes answer
+    with a 400 that says what is wrong with the name.
+    """
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        """The name as it is."""
+        return value
+
+    def to_string(self, value: str) -> str:
+        """The name as it is."""
+        return value
+
+
+register_url_convertor("ilji_name", _NameConvertor())
+
+
 class _PlainRoute(Route):
     """A Starlette route that, like FastAPI's, names itself in the scope (for the metrics label)."""
 
@@ -287,10 +310,10 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             headers={"ETag": _etag(result.last_version)},
         )
 
-    router.routes.append(_PlainRoute("/v1/streams/{stream:path}", append, methods=["POST"]))
+    router.routes.append(_PlainRoute("/v1/streams/{stream:ilji_name}", append, methods=["POST"]))
 
     @router.get(
-        "/v1/streams/{stream:path}",
+        "/v1/streams/{stream:ilji_name}",
         summary="Read a stream (JSON), or follow it (SSE)",
         response_model=StreamPage,
         dependencies=[Depends(require(Role.READ))],
@@ -358,7 +381,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         return _page(events, after)
 
     @router.get(
-        "/v1/categories/{category:path}",
+        "/v1/categories/{category:ilji_name}",
         summary="Read a category (JSON), or follow it (SSE)",
         response_model=LogPage,
         dependencies=[Depends(require(Role.READ))],
