@@ -87,8 +87,10 @@ EVENT_ROW = (
     "INSERT INTO raw_event_rows (position, id, stream, version, type, data, metadata)"
     " VALUES (pg_current_xact_id()::text::bigint << 12, %s, %s, %s, %s, %s::jsonb, '{}')"
 )
+# %b: arrays as binary parameters, the fastest way psycopg sends them (text arrays need quoting).
 RAW_BATCH = (
-    "INSERT INTO raw_events (stream, type, data) SELECT * FROM unnest(%s::text[], %s::text[], %s::jsonb[])"
+    "INSERT INTO raw_events (stream, type, data)"
+    " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]::jsonb[])"
 )
 
 
