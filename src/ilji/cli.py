@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
 from ilji.bootstrap import Runtime, open_runtime
@@ -31,6 +34,10 @@ from ilji.domain.errors import (
 from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent, new_event_id
 from ilji.domain.validation import validate_expected_version
 from ilji.logs import configure_logging
+from ilji.projections import admin as projections_admin
+from ilji.projections.errors import ProjectionNotFound, WaitTimeout
+from ilji.projections.worker import Worker
+from ilji.projections.worker_main import load_projections
 from ilji.server.models import event_json
 from ilji.settings import Settings, load_settings
 from ilji.store.migrate import latest_version, migrate
@@ -445,6 +452,305 @@ def serve_command(
         serve(settings)
     except IljiError as exc:
         raise typer.Exit(_report(exc)) from None
+
+
+# -- projections: `ilji worker` and `ilji projections ...` ---------------------------------
+
+
+projections_app = typer.Typer(help="Inspect and operate projections (read models).", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+
+ProjectionName = Annotated[str, typer.Argument(help="The projection's name.")]
+
+
+@app.command("worker")
+def worker_command(
+    projection: Annotated[
+        list[str], typer.Option("--projection", "-p", help="module:attribute of a Projection (repeatable).")
+    ],
+    worker_id: Annotated[
+        str | None,
+        typer.Option(
+            "--worker-id", help="This worker's name (default host:pid:random; in Kubernetes, the pod name)."
+        ),
+    ] = None,
+    lease_ttl: Annotated[
+        float, typer.Option("--lease-ttl", min=0.5, help="Lease time-to-live, seconds.")
+    ] = 5.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.01, help="Seconds between polls when idle.")
+    ] = 1.0,
+    listen_url: Annotated[
+        str | None, typer.Option("--listen-url", help="Direct PostgreSQL URL for LISTEN (behind a pooler).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run projections until SIGTERM/SIGINT; several workers share them through leases."""
+    settings = _settings(database_url, data_dir)
+    configure_logging(settings.log_format, settings.log_level)  # a worker logs what it does
+    try:
+        projections = [p for spec in projection for p in load_projections(spec)]
+    except (ImportError, AttributeError, ValidationError) as exc:
+        err.print(f"[red]error:[/red] cannot load projections: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+    async def body(runtime: Runtime) -> None:
+        worker = Worker(
+            runtime.url,
+            projections,
+            worker_id=worker_id,
+            lease_ttl=lease_ttl,
+            poll_interval=poll_interval,
+            listen_conninfo=listen_url,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Replaces _run's cancel-on-signal: stop() finishes batches and releases leases.
+            loop.add_signal_handler(sig, lambda: loop.create_task(worker.stop()))
+        await worker.run()
+
+    _with_runtime(settings, body)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, projections_admin.ProjectionStatus):
+            data.update(
+                state=value.state,
+                checkpoint=value.checkpoint,
+                events_behind=value.events_behind,
+                lag_seconds=value.lag_seconds,
+                events_per_second=value.events_per_second,
+                parked=value.parked,
+                owners=value.owners,
+            )
+        return data
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _not_found(exc: ProjectionNotFound) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+    return typer.Exit(EXIT_NOT_FOUND)
+
+
+@projections_app.command("status")
+def projections_status_command(
+    name: Annotated[str | None, typer.Argument(help="One projection (default: all).")] = None,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Checkpoint, lag, rate, owner, state and parked events of every partition."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        try:
+            items = await projections_admin.status(runtime.store, name)
+        except ProjectionNotFound as exc:
+            raise _not_found(exc) from None
+        if json_output:
+            _print_json(_jsonable(items))
+            return
+        table = Table(
+            "projection",
+            "version",
+            "part",
+            "state",
+            "checkpoint",
+            "behind",
+            "lag s",
+            "events/s",
+            "owner",
+            "parked",
+        )
+        for st in items:
+            for p in [*st.partitions, *st.rebuilding]:
+                behind = f"{p.events_behind:,}{'+' if p.events_behind_capped else ''}"
+                table.add_row(
+                    st.name + ("" if p.active else " (rebuild)"),
+                    str(p.version),
+                    f"{p.partition}/{p.partitions}",
+                    "paused" if st.paused else p.state,
+                    str(p.checkpoint),
+                    behind,
+                    f"{p.lag_seconds:.1f}",
+                    f"{p.events_per_second:,.0f}",
+                    p.owner or "–",
+                    str(p.parked),
+                    style="red" if p.state == "failed" else None,
+                )
+        out.print(table)
+
+    _with_runtime(settings, body)
+
+
+def _admin_command(action: Callable[[Runtime], Awaitable[str]], settings: Settings) -> None:
+    async def body(runtime: Runtime) -> None:
+        try:
+            out.print(await action(runtime), highlight=False)
+        except ProjectionNotFound as exc:
+            raise _not_found(exc) from None
+
+    _with_runtime(settings, body)
+
+
+@projections_app.command("pause")
+def projections_pause_command(
+    name: ProjectionName, database_url: DatabaseUrl = None, data_dir: DataDir = None
+) -> None:
+    """Pause a projection (its workers release it within a third of the lease TTL)."""
+
+    async def action(runtime: Runtime) -> str:
+        await projections_admin.pause(runtime.store, name)
+        return f"{name}: paused"
+
+    _admin_command(action, _settings(database_url, data_dir))
+
+
+@projections_app.command("resume")
+def projections_resume_command(
+    name: ProjectionName, database_url: DatabaseUrl = None, data_dir: DataDir = None
+) -> None:
+    """Resume a paused projection, and restart partitions stopped by a poison event."""
+
+    async def action(runtime: Runtime) -> str:
+        await projections_admin.resume(runtime.store, name)
+        return f"{name}: resumed"
+
+    _admin_command(action, _settings(database_url, data_dir))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild_command(
+    name: ProjectionName,
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", help="Show progress until the cutover.")
+    ] = True,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Build the next version from position 0 beside the serving one, then cut over."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        try:
+            version = await projections_admin.request_rebuild(runtime.store, name)
+        except ProjectionNotFound as exc:
+            raise _not_found(exc) from None
+        out.print(f"{name}: version {version} requested; a running `ilji worker` builds it", highlight=False)
+        if not watch:
+            return
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]} events/s  ETA {task.fields[eta]}"),
+        )
+        with Progress(*columns, console=out) as progress:
+            task = progress.add_task(f"{name} v{version}", total=None, rate="–", eta="–")
+            async for item in projections_admin.rebuild_progress(runtime.store, name, interval=0.5):
+                if item.done:
+                    progress.update(task, completed=1, total=1, eta="0s")
+                    break
+                eta = f"{item.eta_seconds:.0f}s" if item.eta_seconds is not None else "–"
+                progress.update(
+                    task,
+                    completed=item.events_applied,
+                    total=item.events_applied + item.events_behind,
+                    rate=f"{item.events_per_second:,.0f}",
+                    eta=eta,
+                )
+        out.print(f"{name}: cut over to version {version}", highlight=False)
+
+    _with_runtime(settings, body)
+
+
+@projections_app.command("parked")
+def projections_parked_command(
+    name: Annotated[str | None, typer.Argument(help="One projection (default: all).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include replayed events.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List events projections gave up on (poison events)."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        items = await projections_admin.list_parked(runtime.store, name, include_replayed=all_)
+        if json_output:
+            _print_json(_jsonable(items))
+            return
+        table = Table(
+            "projection", "version", "position", "event id", "stream", "type", "attempts", "error", "replayed"
+        )
+        for p in items:
+            table.add_row(
+                p.projection,
+                str(p.version),
+                str(p.position),
+                str(p.event_id),
+                p.stream,
+                p.type,
+                str(p.attempts),
+                p.error,
+                p.replayed_at.isoformat() if p.replayed_at else "–",
+            )
+        out.print(table)
+
+    _with_runtime(settings, body)
+
+
+@projections_app.command("replay")
+def projections_replay_command(
+    name: ProjectionName,
+    event_id: Annotated[
+        list[str] | None, typer.Option("--event-id", help="Only these parked events (repeatable).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Ask the owning worker to apply parked events once (after you fixed the handler)."""
+    try:
+        ids = [uuid.UUID(i) for i in event_id] if event_id else None
+    except ValueError:
+        err.print("[red]error:[/red] --event-id must be a UUID")
+        raise typer.Exit(EXIT_INVALID) from None
+
+    async def action(runtime: Runtime) -> str:
+        count = await projections_admin.replay_parked(runtime.store, name, ids)
+        return f"{name}: {count} replay(s) requested"
+
+    _admin_command(action, _settings(database_url, data_dir))
+
+
+@projections_app.command("wait")
+def projections_wait_command(
+    name: ProjectionName,
+    position: Annotated[int, typer.Argument(min=0, help="Wait until the projection reflects this position.")],
+    timeout: Annotated[float, typer.Option("--timeout", min=0.0)] = 10.0,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Wait until a projection has dealt with every event up to POSITION (exit 1 on timeout)."""
+
+    async def action(runtime: Runtime) -> str:
+        try:
+            await projections_admin.wait_for_position(runtime.store, name, position, timeout)
+        except WaitTimeout as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(EXIT_ERROR) from None
+        return f"{name}: reached {position}"
+
+    _admin_command(action, _settings(database_url, data_dir))
 
 
 def main() -> None:

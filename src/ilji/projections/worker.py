@@ -1,0 +1,323 @@
+"""The worker: runs every registered projection, partition by partition, wherever it can own them.
+
+Start as many workers (processes, Kubernetes replicas) as you like against one database.
+Each runs a `PartitionRunner` for every partition of every projection version it knows; the
+leases decide which worker actually processes which partition, one at a time. A controller
+per projection watches for rebuilds: it starts the runners of a version being built and cuts
+over when that version has caught up.
+
+Stop with `stop()` (call it from your SIGTERM handler): runners finish their batch and
+release their leases, so other workers take over at once instead of after the lease TTL.
+
+Leases and failure
+------------------
+A lease is a row (ilji.projection_checkpoints): owner, expiry (database clock) and fencing
+token. The TTL defaults to 5 s and owners renew every TTL/3. A frozen owner's lease expires
+and another worker takes the row with token + 1; from then on every write of the old owner
+fails on the token (advance.sql), and the new owner also terminates transactions still open
+under the old token (terminate_stale.sql), which would otherwise hold row locks and the
+global log's visible bound. A lease that expired but that nobody took is still the owner's
+(same token), so its late commit is allowed: nobody else can have applied those events. A
+process restarted with the same `worker_id` takes its rows back at once (new token).
+
+Behind PgBouncer in transaction mode
+------------------------------------
+Everything that decides ownership and exactly-once is a plain transaction: leases are rows,
+settings are `set_config(..., is_local => true)` and the setup lock is a transaction-level
+advisory lock, so nothing depends on a server session surviving between transactions
+(session advisory locks would: they end up held by, or released from, whichever client the
+pooler gives that session to next). Only LISTEN needs a session: pass `listen_conninfo` for a
+direct connection, or rely on polling (`poll_interval`; lower it, e.g. 0.1 s, if you do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ilji.domain.errors import ValidationError
+from ilji.projections import sql
+from ilji.projections.projection import Projection, validate_projection
+from ilji.projections.rebuild import cutover
+from ilji.projections.runner import PartitionMetrics, PartitionRunner, is_infrastructure_error
+from ilji.store.follow import Listener
+from ilji.store.postgres import PostgresEventStore
+
+log = logging.getLogger("ilji.projections")
+
+_REGISTER = sql.load("register")
+_PROJECTION_ROW = sql.load("projection_row")
+_ENSURE_PARTITIONS = sql.load("ensure_partitions")
+_VERSION_PARTITIONS = sql.load("version_partitions")
+_HEARTBEAT = sql.load("heartbeat")
+_LEAVE = sql.load("leave")
+
+
+def default_worker_id() -> str:
+    """`host:pid:random`: unique per process, readable in `ilji projections status`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def register(store: PostgresEventStore, projection: Projection) -> None:
+    """Declare `projection` in the database (idempotent); its version becomes active if new."""
+    validate_projection(projection)
+    async with store.pool.connection() as conn:
+        await conn.execute(
+            _REGISTER,
+            {
+                "name": projection.name,
+                "version": projection.version,
+                "category": projection.category,
+                "types": list(projection.types) if projection.types is not None else None,
+            },
+        )
+
+
+class Worker:
+    """Runs projections until `stop()`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: PostgresEventStore | str,
+        projections: Sequence[Projection],
+        *,
+        worker_id: str | None = None,
+        lease_ttl: float = 5.0,
+        poll_interval: float = 1.0,
+        control_interval: float = 1.0,
+        listen_conninfo: str | None = None,
+    ) -> None:
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ValidationError("projections", f"names must be unique: {names}")
+        for projection in projections:
+            validate_projection(projection)
+        if lease_ttl <= 0:
+            raise ValidationError("lease_ttl", "must be > 0")
+        self._store_arg = store
+        self.store: PostgresEventStore | None = store if isinstance(store, PostgresEventStore) else None
+        self.projections = list(projections)
+        self.worker_id = worker_id or default_worker_id()
+        self.lease_ttl = lease_ttl
+        self.poll_interval = poll_interval
+        self.control_interval = control_interval
+        #: Where the LISTEN connection goes (default: the store's). Behind PgBouncer in
+        #: transaction mode, give a direct connection here: LISTEN needs a session.
+        self.listen_conninfo = listen_conninfo
+        self._runners: dict[tuple[str, int, int], PartitionRunner] = {}
+        self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._listener: Listener | None = None
+        self._noted_versions: set[str] = set()
+        self._live_workers: dict[str, int] = {}  # projection -> workers alive (heartbeats)
+        self._partition_counts: dict[tuple[str, int], int] = {}
+        #: Cutovers this worker performed (a metric).
+        self.cutovers = 0
+
+    def metrics(self) -> list[PartitionMetrics]:
+        """Counters of every partition runner in this process (for /metrics)."""
+        return [runner.metrics for runner in self._runners.values()]
+
+    def owned(self) -> list[tuple[str, int, int]]:
+        """(projection, version, partition) of the leases this worker holds right now."""
+        return [key for key, runner in self._runners.items() if runner.metrics.owned]
+
+    # -- balancing: each worker owns about ceil(partitions / live workers) of a projection --
+
+    def _owned_of(self, runner: PartitionRunner) -> list[int]:
+        name, version = runner.projection.name, runner.version
+        return sorted(
+            key[2]
+            for key, r in self._runners.items()
+            if key[0] == name and key[1] == version and r.metrics.owned
+        )
+
+    def _share(self, runner: PartitionRunner) -> int:
+        name = runner.projection.name
+        partitions = self._partition_counts.get((name, runner.version), runner.projection.partitions)
+        return math.ceil(partitions / max(self._live_workers.get(name, 1), 1))
+
+    def may_acquire(self, runner: PartitionRunner) -> bool:
+        """Below our fair share of the runner's projection version (see `Balancer`)."""
+        return len(self._owned_of(runner)) < self._share(runner)
+
+    def should_release(self, runner: PartitionRunner) -> bool:
+        """Above our share, and this is our highest partition: give it back (one at a time)."""
+        owned = self._owned_of(runner)
+        return len(owned) > self._share(runner) and owned[-1] == runner.partition
+
+    async def stop(self) -> None:
+        """Ask every runner to finish its batch and release its lease; `run()` then returns."""
+        self._stopping.set()
+        for runner in self._runners.values():
+            runner.stop()
+
+    async def run(self) -> None:
+        """Run until `stop()`; opens (and closes) the store when given a URL."""
+        owns_store = self.store is None
+        if self.store is None:
+            assert isinstance(self._store_arg, str)
+            partitions = sum(p.partitions * 2 for p in self.projections)  # a rebuild doubles them
+            self.store = await PostgresEventStore.open(
+                self._store_arg,
+                min_size=1,
+                max_size=min(3 * partitions + 4, 100),
+                poll_interval=self.poll_interval,
+                # A frozen worker's open transaction must not hold locks for long (see
+                # transaction_guard.sql; this is the session-wide default for other statements).
+                idle_in_transaction_timeout_ms=int(max(self.lease_ttl * 2, 1.0) * 1000),
+            )
+        store = self.store
+        self._listener = Listener(self.listen_conninfo or store.conninfo)
+        log.info(
+            "worker starting",
+            extra={"worker": self.worker_id, "projections": [p.name for p in self.projections]},
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                for projection in self.projections:
+                    group.create_task(self._control(store, projection), name=f"control {projection.name}")
+        finally:
+            # Stop counting as a live worker first, so the others' shares grow as our
+            # partitions are released below.
+            try:
+                async with store.pool.connection(timeout=2.0) as conn:
+                    await conn.execute(_LEAVE, {"worker": self.worker_id})
+            except Exception as exc:  # our heartbeats just expire
+                log.warning(
+                    "could not deregister the worker", extra={"worker": self.worker_id, "error": str(exc)}
+                )
+            for runner in self._runners.values():
+                runner.stop()
+            tasks = list(self._tasks.values())
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.lease_ttl)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._listener.close()
+            if owns_store:
+                await store.close()
+            log.info("worker stopped", extra={"worker": self.worker_id})
+
+    async def _control(self, store: PostgresEventStore, projection: Projection) -> None:
+        """Keep the right runners going for one projection; cut over finished rebuilds."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await self._control_once(store, projection)
+                backoff = 0.1
+                delay = self.control_interval
+            except Exception as exc:
+                # Keep the projection's runners going whatever happens here; a bug shows in
+                # the log (with its traceback) rather than stopping every projection.
+                log.log(
+                    logging.WARNING if is_infrastructure_error(exc) else logging.ERROR,
+                    "projection control failed, retrying",
+                    extra={"projection": projection.name, "worker": self.worker_id, "error": str(exc)},
+                    exc_info=not is_infrastructure_error(exc),
+                )
+                delay, backoff = backoff, min(backoff * 2, 5.0)
+            # Heartbeats must come more often than the lease TTL (see heartbeat.sql).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), min(delay, self.lease_ttl / 3))
+
+    async def _control_once(self, store: PostgresEventStore, projection: Projection) -> None:
+        await register(store, projection)
+        async with store.pool.connection() as conn:
+            cur = await conn.execute(
+                _HEARTBEAT,
+                {"name": projection.name, "worker": self.worker_id, "window": self.lease_ttl * 0.8},
+            )
+            live = await cur.fetchone()
+            self._live_workers[projection.name] = int(live[0]) if live else 1
+            cur = await conn.execute(_PROJECTION_ROW, {"name": projection.name})
+            row = await cur.fetchone()
+        assert row is not None
+        active, requested, _paused = row
+        target = max(projection.version, requested or 0)
+        if projection.version < active and projection.name not in self._noted_versions:
+            # Normal after `ilji projections rebuild` (the same code builds every version);
+            # worth a line when an old deployment runs next to a newer one.
+            self._noted_versions.add(projection.name)
+            log.info(
+                "running the active version, newer than this code's",
+                extra={"projection": projection.name, "code_version": projection.version, "active": active},
+            )
+        versions = [active] + ([target] if target > active else [])
+        for version in versions:
+            partitions = await self._partitions(store, projection, version)
+            for partition in range(partitions):
+                self._start(store, projection, version, partition)
+        # Runners of versions that are neither serving nor being built (retired by a cutover
+        # that another worker made) stop; finished ones are forgotten.
+        for key, runner in self._runners.items():
+            if key[0] == projection.name and key[1] not in versions:
+                runner.stop()
+        for key, task in list(self._tasks.items()):
+            if key[0] == projection.name and task.done():
+                if not task.cancelled() and task.exception() is not None:
+                    log.error(
+                        "partition runner crashed; restarting",
+                        extra={"projection": key[0], "version": key[1], "partition": key[2]},
+                        exc_info=task.exception(),
+                    )
+                del self._tasks[key]
+                del self._runners[key]
+        if target > active:
+            partitions = await self._partitions(store, projection, target)
+            if await cutover(store, projection.name, active, target, partitions):
+                self.cutovers += 1
+
+    async def _partitions(self, store: PostgresEventStore, projection: Projection, version: int) -> int:
+        async with store.pool.connection() as conn:
+            await conn.execute(
+                _ENSURE_PARTITIONS,
+                {"name": projection.name, "version": version, "partitions": projection.partitions},
+            )
+            cur = await conn.execute(_VERSION_PARTITIONS, {"name": projection.name, "version": version})
+            row = await cur.fetchone()
+        stored = int(row[0]) if row and row[0] else projection.partitions
+        self._partition_counts[(projection.name, version)] = stored
+        if stored != projection.partitions:
+            # Changing the partition count moves streams between partitions: only a new
+            # version (a rebuild) can do that safely. Keep what the version was created with.
+            log.warning(
+                "partition count differs from the stored one; using the stored count",
+                extra={"projection": projection.name, "version": version, "stored": stored},
+            )
+        return stored
+
+    def _start(self, store: PostgresEventStore, projection: Projection, version: int, partition: int) -> None:
+        key = (projection.name, version, partition)
+        if key in self._tasks or self._stopping.is_set():
+            return
+        assert self._listener is not None
+        runner = PartitionRunner(
+            store,
+            self._listener,
+            projection,
+            version=version,
+            partition=partition,
+            worker_id=self.worker_id,
+            lease_ttl=self.lease_ttl,
+            poll_interval=self.poll_interval,
+            balancer=self,
+        )
+        self._runners[key] = runner
+        self._tasks[key] = asyncio.get_running_loop().create_task(runner.run(), name=f"run {runner.label}")
+
+    def __repr__(self) -> str:
+        return f"Worker(id={self.worker_id!r}, projections={[p.name for p in self.projections]})"
+
+
+def describe(metrics: PartitionMetrics) -> dict[str, Any]:
+    """A partition's counters as a plain dict (for logs and JSON)."""
+    return {name: getattr(metrics, name) for name in metrics.__dataclass_fields__}

@@ -1,0 +1,205 @@
+"""Projections without a database: partitioning, retries, validation, status rules, loading."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+import ilji.projections
+from ilji import RecordedEvent, ValidationError
+from ilji.projections import Context, PartitionStatus, Projection, ProjectionStatus, partition_of
+from ilji.projections.admin import _partition_state
+from ilji.projections.projection import retry_delay, validate_projection
+from ilji.projections.runner import _Rate, is_infrastructure_error
+from ilji.projections.worker_main import load_projections, parse_args
+
+
+class Sample(Projection):
+    """A valid projection used by these tests."""
+
+    name = "sample"
+
+
+def test_partition_of_is_stable_and_spreads_streams() -> None:
+    # Fixed values: every worker process, on any machine, must agree on these forever.
+    assert partition_of("order-1", 1) == 0
+    assert [partition_of(f"order-{i}", 4) for i in range(6)] == [
+        partition_of(f"order-{i}", 4) for i in range(6)
+    ]
+    assert partition_of("order-1", 4) == 3769860079 % 4 == 3
+    counts = [0] * 8
+    for i in range(8000):
+        counts[partition_of(f"s-{i}", 8)] += 1
+    assert min(counts) > 800
+
+
+def test_partition_of_does_not_depend_on_the_process_hash_seed() -> None:
+    code = "from ilji.projections import partition_of; print(partition_of('ship-42', 7))"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert outputs == {f"{partition_of('ship-42', 7)}\n"}
+
+
+def test_retry_delay_doubles_up_to_the_cap() -> None:
+    class P(Sample):
+        retry_delay = 0.1
+        max_retry_delay = 0.5
+
+    assert [retry_delay(P(), n) for n in range(1, 6)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+
+
+def test_context_names_tables_per_version_and_keys_side_effects_per_event() -> None:
+    ctx = Context("seats", 3, 1, 4, "w1", 7)
+    assert ctx.table("availability") == "availability_v3"
+    event_id = uuid.uuid4()
+    event = RecordedEvent(event_id, "s-1", 1, 4096, "T", {}, {}, datetime.now(UTC))
+    assert ctx.idempotency_key(event) == f"seats:{event_id}"
+    # The key does not depend on who applies the event, or when.
+    assert Context("seats", 3, 0, 4, "w2", 9).idempotency_key(event) == ctx.idempotency_key(event)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("name", ""),
+        ("name", "Bad-Name"),
+        ("version", 0),
+        ("partitions", 0),
+        ("batch_size", 0),
+        ("batch_size", 10_001),
+        ("on_poison", "ignore"),
+        ("max_attempts", 0),
+        ("types", "OneType"),
+    ],
+)
+def test_invalid_projections_are_refused(attribute: str, value: object) -> None:
+    cls = type("Bad", (Sample,), {attribute: value})
+    with pytest.raises(ValidationError):
+        validate_projection(cls())
+
+
+def test_default_handle_says_what_to_implement() -> None:
+    coroutine = Sample().handle(None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(NotImplementedError, match="handle"):
+        asyncio.run(coroutine)
+
+
+def test_infrastructure_errors_are_not_poison() -> None:
+    import psycopg
+
+    from ilji import StoreUnavailable
+
+    assert is_infrastructure_error(psycopg.OperationalError("gone"))
+    assert is_infrastructure_error(StoreUnavailable("down"))
+    assert is_infrastructure_error(ConnectionResetError())
+    assert not is_infrastructure_error(ValueError("bad data"))
+    assert not is_infrastructure_error(psycopg.errors.UniqueViolation("dup"))
+
+
+def test_rate_counts_events_per_second() -> None:
+    rate = _Rate()
+    assert rate.add(500) == pytest.approx(100.0)  # one sample: spread over the window
+    assert rate.add(500) > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "paused", "live", "state"),
+    [
+        ("running", False, True, "running"),
+        ("catching_up", False, True, "catching_up"),
+        ("running", False, False, "stopped"),
+        ("running", True, False, "paused"),
+        ("failed", True, False, "failed"),
+        ("retired", False, False, "retired"),
+    ],
+)
+def test_partition_state(status: str, paused: bool, live: bool, state: str) -> None:
+    assert _partition_state(status, paused, live) == state
+
+
+def _part(state: str, checkpoint: int = 10, behind: int = 0, lag: float = 0.0) -> PartitionStatus:
+    return PartitionStatus(
+        "p",
+        1,
+        0,
+        2,
+        True,
+        state,
+        checkpoint,
+        100,
+        behind,
+        False,
+        lag,
+        5.0,
+        7,
+        "w",
+        1,
+        None,
+        1,
+        None,  # type: ignore[arg-type]
+        datetime.now(UTC),
+    )
+
+
+def test_projection_status_aggregates_its_partitions() -> None:
+    st = ProjectionStatus(
+        "p",
+        1,
+        None,
+        False,
+        None,
+        None,
+        partitions=[_part("running", 10, 0), _part("catching_up", 4, 30, 2.5)],
+    )
+    assert st.state == "catching_up"
+    assert (st.checkpoint, st.events_behind, st.lag_seconds, st.parked) == (4, 30, 2.5, 2)
+    assert st.events_per_second == 10.0
+    assert st.partitions[0].positions_behind == 90
+    assert ProjectionStatus("p", 1, None, True, None, None, partitions=[_part("running")]).state == "paused"
+    failed = ProjectionStatus("p", 1, None, False, None, None, partitions=[_part("running"), _part("failed")])
+    assert failed.state == "failed"
+
+
+def test_load_projections_accepts_instances_classes_factories_and_lists() -> None:
+    here = __name__
+    assert [p.name for p in load_projections(f"{here}:Sample")] == ["sample"]
+    assert [p.name for p in load_projections(f"{here}:INSTANCE")] == ["sample"]
+    assert [p.name for p in load_projections(f"{here}:several")] == ["sample", "sample"]
+    with pytest.raises(ValidationError):
+        load_projections(f"{here}")
+    with pytest.raises(ValidationError):
+        load_projections(f"{here}:NOT_A_PROJECTION")
+
+
+INSTANCE = Sample()
+NOT_A_PROJECTION = 42
+
+
+def several() -> list[Projection]:
+    return [Sample(), Sample()]
+
+
+def test_worker_command_line() -> None:
+    args = parse_args(["--database-url", "postgresql:///x", "--projection", "a:b", "--projection", "c:d"])
+    assert args.projection == ["a:b", "c:d"] and args.lease_ttl == 5.0
+    with pytest.raises(SystemExit):
+        parse_args(["--projection", "a:b"])
+
+
+def test_public_api_is_curated() -> None:
+    aliases = {"Connection", "PoisonPolicy"}  # type aliases, documented where defined
+    for name in set(ilji.projections.__all__) - aliases:
+        assert getattr(ilji.projections, name).__doc__, name
