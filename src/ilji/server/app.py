@@ -30,6 +30,7 @@ from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.limits import BodyLimitMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
+from ilji.server.projection_routes import add_projection_routes
 from ilji.server.routes import OrjsonResponse, add_routes, append_operation
 from ilji.settings import Settings
 from ilji.store.postgres import PostgresEventStore
@@ -93,7 +94,8 @@ def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ..
 async def watch_database(
     store: PostgresEventStore, metrics: Metrics, interval: float, stop: asyncio.Event
 ) -> None:
-    """Background loop: is the database up, and how old is its oldest open transaction?"""
+    """Background loop: is the database up, how old is its oldest open transaction, and how are
+    the projections doing (the snapshot behind the `ilji_projection_*` gauges)?"""
     up: bool | None = None
     while not stop.is_set():
         try:
@@ -114,6 +116,7 @@ async def watch_database(
                 log.info("database reachable again")
             log.debug("database check", extra={"oldest_transaction_seconds": round(age, 3)})
             up = True
+            await metrics.refresh_projections(store)
         metrics.loop_last_run.labels(MONITOR_LOOP).set_to_current_time()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
@@ -189,6 +192,7 @@ def create_app(
     app.state.metrics = metrics
     problems.install(app)
     add_routes(app, auth=tokens.enabled)
+    add_projection_routes(app, auth=tokens.enabled)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

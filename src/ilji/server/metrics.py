@@ -3,6 +3,12 @@
 Request counts and latencies come from an ASGI middleware that labels each request with its
 route template (never the raw path: stream names would make the label set unbounded). Pool
 usage is read from psycopg's pool statistics when Prometheus scrapes.
+
+Projection gauges (`ilji_projection_*`) need database queries, and a collector runs
+synchronously inside the scrape: so the server's background monitor loop refreshes a snapshot
+of `ilji.projections.admin.status` (`Metrics.refresh_projections`) and the collector only reads
+that snapshot. Values are as old as `ilji_projection_snapshot_timestamp_seconds` says (at
+most one monitor interval, `ILJI_MONITOR_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -20,7 +26,14 @@ from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ilji.projections import admin
+from ilji.store.errors import translate
+from ilji.store.postgres import PostgresEventStore
+
 access_log = logging.getLogger("ilji.server.access")
+log = logging.getLogger("ilji.server")
+
+PROJECTION_LOOP = "projection_metrics"
 
 PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
 
@@ -60,6 +73,64 @@ class _PoolCollector(Collector):
             counter = CounterMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             counter.add_metric([], float(stats.get(key, 0)))
             yield counter
+
+
+_PARTITION_LABELS = ["projection", "version", "partition"]
+_PARTITION_GAUGES: dict[str, tuple[str, Callable[[admin.PartitionStatus], float]]] = {
+    "checkpoint": ("Global position the partition has dealt with.", lambda p: p.checkpoint),
+    "events_behind": (
+        f"Events the partition still has to read (counted up to {admin.LAG_COUNT_CAP}).",
+        lambda p: p.events_behind,
+    ),
+    "lag_seconds": ("Age of the oldest event not dealt with yet (0: caught up).", lambda p: p.lag_seconds),
+    "events_per_second": ("Recent apply rate of the partition.", lambda p: p.events_per_second),
+    "parked": ("Parked (poison) events not replayed yet.", lambda p: p.parked),
+    "fencing_token": ("Lease fencing token: goes up at every takeover.", lambda p: p.fencing_token),
+}
+_STATES = ("running", "catching_up", "stopped", "paused", "failed", "retired")
+
+
+class _ProjectionCollector(Collector):
+    """Projection gauges from the last snapshot (refreshed by the monitor loop, never at scrape)."""
+
+    def __init__(self) -> None:
+        self.snapshot: Sequence[admin.ProjectionStatus] = ()
+        self.taken_at: float | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """One gauge family per measure, a series per projection, version and partition."""
+        families = {
+            key: GaugeMetricFamily(f"ilji_projection_{key}", doc, labels=_PARTITION_LABELS)
+            for key, (doc, _) in _PARTITION_GAUGES.items()
+        }
+        state = GaugeMetricFamily(
+            "ilji_projection_state",
+            "1 for the partition's current state, 0 for the others.",
+            labels=[*_PARTITION_LABELS, "state"],
+        )
+        active = GaugeMetricFamily(
+            "ilji_projection_active_version", "The version that serves reads.", labels=["projection"]
+        )
+        paused = GaugeMetricFamily("ilji_projection_paused", "1 when paused.", labels=["projection"])
+        for projection in self.snapshot:
+            active.add_metric([projection.name], projection.active_version)
+            paused.add_metric([projection.name], 1.0 if projection.paused else 0.0)
+            for p in (*projection.partitions, *projection.rebuilding):
+                labels = [p.projection, str(p.version), str(p.partition)]
+                for key, (_, value) in _PARTITION_GAUGES.items():
+                    families[key].add_metric(labels, float(value(p)))
+                for name in _STATES:
+                    state.add_metric([*labels, name], 1.0 if p.state == name else 0.0)
+        yield from families.values()
+        yield state
+        yield active
+        yield paused
+        taken = GaugeMetricFamily(
+            "ilji_projection_snapshot_timestamp_seconds",
+            "When the projection gauges were read from the database (Unix time; 0: not yet).",
+        )
+        taken.add_metric([], self.taken_at or 0.0)
+        yield taken
 
 
 class Metrics:
@@ -108,6 +179,27 @@ class Metrics:
             registry=r,
         )
         r.register(_PoolCollector(pool))
+        self.projections = _ProjectionCollector()
+        r.register(self.projections)
+
+    async def refresh_projections(self, store: PostgresEventStore) -> None:
+        """Read every projection's status into the snapshot the projection gauges show.
+
+        Called by the server's monitor loop; a failure keeps the previous snapshot (its
+        timestamp tells how old it is) and is counted, not raised.
+        """
+        try:
+            snapshot = await admin.status(store)
+        except Exception as exc:  # the loop must outlive any failure; it is counted and logged
+            error = translate(exc)
+            self.loop_runs.labels(PROJECTION_LOOP, "error").inc()
+            log.warning("projection metrics not refreshed", extra={"error": error.message})
+        else:
+            self.projections.snapshot = snapshot
+            self.projections.taken_at = time.time()
+            self.loop_runs.labels(PROJECTION_LOOP, "ok").inc()
+            log.debug("projection metrics refreshed", extra={"projections": len(snapshot)})
+        self.loop_last_run.labels(PROJECTION_LOOP).set_to_current_time()
 
 
 _CONVERTOR = re.compile(r"\{(\w+):[^}]+\}")

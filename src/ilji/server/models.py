@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
 from ilji.domain.validation import MAX_TYPE_LENGTH
+from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
 
 StateName = Literal["any", "no_stream", "exists"]
 
@@ -121,6 +122,178 @@ class Health(BaseModel):
     """A probe's answer."""
 
     status: str
+
+
+class PartitionOut(BaseModel):
+    """One partition of one version of a projection."""
+
+    version: int
+    partition: int
+    partitions: int = Field(description="how many partitions this version has")
+    state: State
+    checkpoint: int = Field(description="the global position this partition has dealt with")
+    head: int = Field(description="the newest global position of the log")
+    events_behind: int = Field(description="events this partition still has to read (counted up to a cap)")
+    events_behind_capped: bool = Field(description="true when `events_behind` is the cap: at least that many")
+    lag_seconds: float = Field(description="age of the oldest event not dealt with yet (0: caught up)")
+    events_per_second: float = Field(description="recent apply rate (0 unless running or catching up)")
+    events_applied: int
+    owner: str | None = Field(description="the worker holding the lease, if any")
+    fencing_token: int = Field(description="goes up each time another worker takes the partition over")
+    lease_expires_at: str | None = Field(description="RFC 3339, UTC (database clock)")
+    parked: int = Field(description="parked events not replayed yet")
+    error: str | None = Field(description="why the partition failed (stop policy)")
+    updated_at: str = Field(description="RFC 3339, UTC")
+
+
+class ProjectionOut(BaseModel):
+    """A projection: its serving version, a rebuild in progress, and totals over its partitions."""
+
+    name: str
+    active_version: int = Field(description="the version that serves reads")
+    requested_version: int | None = Field(description="the version a requested rebuild builds")
+    paused: bool
+    state: State = Field(description="the worst state among the serving partitions")
+    category: str | None = Field(description="the category it reads (null: the whole log)")
+    types: list[str] | None = Field(description="the event types it reads (null: all)")
+    checkpoint: int = Field(description="the lowest checkpoint of the serving partitions")
+    events_behind: int = Field(description="the most events a serving partition still has to read")
+    lag_seconds: float
+    events_per_second: float
+    parked: int
+    owners: list[str] = Field(description="workers holding a live lease on a serving partition")
+    partitions: list[PartitionOut] = Field(description="the serving version's partitions")
+    rebuilding: list[PartitionOut] = Field(description="partitions of a version being rebuilt")
+
+
+class ProjectionList(BaseModel):
+    """Every projection registered in the database."""
+
+    projections: list[ProjectionOut]
+
+
+class RebuildAccepted(BaseModel):
+    """A rebuild was requested: workers build `version` from position 0, then cut over."""
+
+    projection: str
+    version: int
+
+
+class ParkedEventOut(BaseModel):
+    """An event a projection gave up on."""
+
+    version: int
+    partition: int
+    position: int
+    event_id: uuid.UUID
+    stream: str
+    type: str
+    error: str
+    attempts: int
+    parked_at: str = Field(description="RFC 3339, UTC")
+    replay_requested_at: str | None
+    replayed_at: str | None
+
+
+class ParkedList(BaseModel):
+    """Parked events of one projection, oldest first."""
+
+    projection: str
+    events: list[ParkedEventOut]
+
+
+class ReplayRequest(BaseModel):
+    """Which parked events to apply once more (none given: all of the projection's)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    event_ids: list[Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]] | None = Field(
+        default=None, max_length=1000, description="parked events' ids; omit for all"
+    )
+
+
+class ReplayAccepted(BaseModel):
+    """Replays were requested; the owning workers act on them within a third of the lease TTL."""
+
+    projection: str
+    requested: int = Field(description="how many parked events were marked for replay")
+    event_ids: list[uuid.UUID] | None = Field(description="the ids asked for (null: all)")
+
+
+class WaitReached(BaseModel):
+    """The projection's serving version has dealt with every event up to `position`."""
+
+    projection: str
+    position: int
+    reached: bool
+
+
+def _time(value: datetime | None) -> str | None:
+    # The session's time zone decides psycopg's offset; the API promises UTC.
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def partition_json(p: PartitionStatus) -> dict[str, Any]:
+    """A partition's status as the JSON object of the HTTP API."""
+    return {
+        "version": p.version,
+        "partition": p.partition,
+        "partitions": p.partitions,
+        "state": p.state,
+        "checkpoint": p.checkpoint,
+        "head": p.head,
+        "events_behind": p.events_behind,
+        "events_behind_capped": p.events_behind_capped,
+        "lag_seconds": p.lag_seconds,
+        "events_per_second": p.events_per_second,
+        "events_applied": p.events_applied,
+        "owner": p.owner,
+        "fencing_token": p.fencing_token,
+        "lease_expires_at": _time(p.lease_expires_at),
+        "parked": p.parked,
+        "error": p.error,
+        "updated_at": _time(p.updated_at),
+    }
+
+
+def projection_json(st: ProjectionStatus) -> dict[str, Any]:
+    """A projection's status as the JSON object of the HTTP API (like `ilji projections status --json`)."""
+    return {
+        "name": st.name,
+        "active_version": st.active_version,
+        "requested_version": st.requested_version,
+        "paused": st.paused,
+        "state": st.state,
+        "category": st.category,
+        "types": st.types,
+        "checkpoint": st.checkpoint,
+        "events_behind": st.events_behind,
+        "lag_seconds": st.lag_seconds,
+        "events_per_second": st.events_per_second,
+        "parked": st.parked,
+        "owners": st.owners,
+        "partitions": [partition_json(p) for p in st.partitions],
+        "rebuilding": [partition_json(p) for p in st.rebuilding],
+    }
+
+
+def parked_json(p: ParkedEvent) -> dict[str, Any]:
+    """A parked event as the JSON object of the HTTP API."""
+    return {
+        "version": p.version,
+        "partition": p.partition,
+        "position": p.position,
+        "event_id": str(p.event_id),
+        "stream": p.stream,
+        "type": p.type,
+        "error": p.error,
+        "attempts": p.attempts,
+        "parked_at": _time(p.parked_at),
+        "replay_requested_at": _time(p.replay_requested_at),
+        "replayed_at": _time(p.replayed_at),
+    }
 
 
 def event_json(event: RecordedEvent) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ilji.domain.errors import (
     ValidationError,
     WrongExpectedVersion,
 )
+from ilji.projections.errors import LeaseLost, ProjectionError, ProjectionNotFound, WaitTimeout
 from ilji.server.auth import Forbidden, Unauthorized
 
 log = logging.getLogger("ilji.server")
@@ -42,13 +43,20 @@ STATUS: dict[type[IljiError], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     StreamNotFound: 404,
+    ProjectionNotFound: 404,
     WrongExpectedVersion: 409,
     DuplicateEventId: 409,
     ConflictError: 409,
     AppendOnlyViolation: 409,
+    LeaseLost: 409,
     StoreUnavailable: 503,
     SchemaError: 503,
     EmbeddedPostgresError: 503,
+    # The projection did not reach the position in time: the server waited for another
+    # component (the workers) that did not answer in time, which is what 504 says. Not 408:
+    # that one means the *client* was too slow to send its request.
+    WaitTimeout: 504,
+    ProjectionError: 500,
     IljiError: 500,
 }
 
@@ -67,6 +75,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
         },
         "actual": {"type": "integer", "description": "the stream's version (wrong expected version only)"},
+        "projection": {"type": "string", "description": "the projection's name (projection problems only)"},
+        "position": {"type": "integer", "description": "the position waited for (wait timeouts only)"},
         "errors": {
             "type": "array",
             "items": {"type": "object"},
@@ -117,6 +127,10 @@ def error_response(exc: IljiError) -> Response:
         extra = {"event_ids": exc.event_ids}
     elif isinstance(exc, ValidationError):
         extra = {"errors": [{"field": exc.field, "message": exc.message}]}
+    elif isinstance(exc, WaitTimeout):
+        extra = {"projection": exc.name, "position": exc.position}
+    elif isinstance(exc, ProjectionNotFound):
+        extra = {"projection": exc.name}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:
