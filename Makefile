@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run quickstart test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: run quickstart cluster-sim test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ quickstart: $(STAMP)
 	$(BIN)/ilji quickstart
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples docs/snippets
-	$(BIN)/ruff format --check src tests bench examples docs/snippets
+	$(BIN)/ruff check src tests bench examples docs/snippets deploy/sim
+	$(BIN)/ruff format --check src tests bench examples docs/snippets deploy/sim
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -60,3 +60,7 @@ docs: $(STAMP)
 
 docs-serve: $(STAMP)
 	$(BIN)/mkdocs serve
+
+# Rehearses the Kubernetes topology on this machine: APIs, workers and faults (about 75 s).
+cluster-sim: $(STAMP)
+	$(BIN)/python deploy/sim/cluster_sim.py
