@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run quickstart cluster-sim test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,3 +64,7 @@ docs-serve: $(STAMP)
 # Rehearses the Kubernetes topology on this machine: APIs, workers and faults (about 75 s).
 cluster-sim: $(STAMP)
 	$(BIN)/python deploy/sim/cluster_sim.py
+
+# Fault injection: each scenario 5 times, a table of lost/duplicate/partial counts (all must be 0).
+faults: $(STAMP)
+	$(BIN)/python bench/faults.py

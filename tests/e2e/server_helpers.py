@@ -115,8 +115,10 @@ def running_server(database_url: str, **kwargs: Any) -> Iterator[Server]:
         yield server
     finally:
         code = server.stop()
-        assert code == 0, f"exit code {code}:\n{server.log()}"
-        assert "Traceback" not in server.log(), server.log()
+        log = server.log()
+        server.log_path.unlink(missing_ok=True)
+        assert code == 0, f"exit code {code}:\n{log}"
+        assert "Traceback" not in log, log
 
 
 def append(
