@@ -49,6 +49,8 @@ class Server:
     port: int
     log_path: Path
     headers: dict[str, str] = field(default_factory=dict)
+    #: What the server wrote, kept once its log file is removed (see `running_server`).
+    final_log: str | None = None
 
     @property
     def url(self) -> str:
@@ -62,6 +64,8 @@ class Server:
 
     def log(self) -> str:
         """What the server wrote to stderr so far."""
+        if self.final_log is not None:
+            return self.final_log
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:
@@ -115,7 +119,7 @@ def running_server(database_url: str, **kwargs: Any) -> Iterator[Server]:
         yield server
     finally:
         code = server.stop()
-        log = server.log()
+        log = server.final_log = server.log()
         server.log_path.unlink(missing_ok=True)
         assert code == 0, f"exit code {code}:\n{log}"
         assert "Traceback" not in log, log
