@@ -198,3 +198,9 @@ def test_an_unknown_demo_is_refused() -> None:
     result = run("demo", "bank")
     assert result.returncode == 2
     assert "conference, ships, orders" in result.stderr
+
+
+def test_serve_without_a_database_exits_5_and_says_why() -> None:
+    result = run("serve", "--database-url", "postgresql://nobody@127.0.0.1:1/none", "--port", "0", timeout=60)
+    assert result.returncode == 5, (result.stdout, result.stderr)
+    assert "startup failed" in (result.stdout + result.stderr).lower()

@@ -15,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
 
 from ilji.logs import configure_logging
 from ilji.server.app import create_app
@@ -87,6 +88,13 @@ def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        server.run()
+    except SystemExit as exc:
+        # uvicorn exits with its own code 3 when the app fails to start; here that mostly
+        # means the database is unreachable, which every ilji command reports as 5.
+        if exc.code == STARTUP_FAILURE:
+            raise SystemExit(5) from None
+        raise
     if not server.started:
-        raise SystemExit(3)  # the app failed to start; uvicorn logged why
+        raise SystemExit(5)  # the app failed to start; uvicorn logged why
