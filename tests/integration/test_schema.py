@@ -76,3 +76,16 @@ async def test_a_missing_schema_is_reported_clearly(pg_server: EmbeddedPostgres)
             await store.append("x-1", [NewEvent("T", {})])
         with pytest.raises(SchemaError):
             await store.read_all()
+
+
+async def test_projection_admin_reports_database_errors_as_ilji_errors(pg_server: EmbeddedPostgres) -> None:
+    """The admin functions talk to the pool directly; a driver error must not leak out raw."""
+    from ilji.projections import admin
+
+    name = f"noproj_{uuid.uuid4().hex[:10]}"
+    ensure_database(pg_server.admin_url(), name)  # no migrations: no projection tables
+    async with await PostgresEventStore.open(pg_server.admin_url(name)) as store:
+        with pytest.raises(SchemaError, match="ilji migrate"):
+            await admin.status(store)
+        with pytest.raises(SchemaError):
+            await admin.pause(store, "anything")

@@ -9,15 +9,18 @@ the server turns them into JSON and Prometheus metrics.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, ParamSpec, TypeVar
 
+from ilji.domain.errors import IljiError
 from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
+from ilji.store.errors import translate
 from ilji.store.postgres import PostgresEventStore
 
 _STATUS = sql.load("status")
@@ -161,6 +164,29 @@ class RebuildProgress:
     eta_seconds: float | None
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _ilji_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Translate driver errors into Ilji errors, as the store does for its own calls.
+
+    These functions talk to the pool directly; without this a database outage would reach the
+    CLI and the server as a psycopg exception instead of `StoreUnavailable`.
+    """
+
+    @functools.wraps(call)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await call(*args, **kwargs)
+        except IljiError:
+            raise
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    return wrapper
+
+
 def _partition_state(status: str, paused: bool, lease_live: bool) -> State:
     if status in ("failed", "retired"):
         return status  # type: ignore[return-value]
@@ -171,6 +197,7 @@ def _partition_state(status: str, paused: bool, lease_live: bool) -> State:
     return "running" if status == "running" else "catching_up"
 
 
+@_ilji_errors
 async def status(
     store: PostgresEventStore, name: str | None = None, *, all_versions: bool = False
 ) -> list[ProjectionStatus]:
@@ -252,6 +279,7 @@ async def status(
     return list(result.values())
 
 
+@_ilji_errors
 async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(_PROJECTION_ROW, {"name": name})
@@ -261,6 +289,7 @@ async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | Non
     return row[0], row[1], row[2]
 
 
+@_ilji_errors
 async def pause(store: PostgresEventStore, name: str) -> None:
     """Pause a projection: its owners release their leases within a third of the lease TTL."""
     async with store.pool.connection() as conn:
@@ -269,6 +298,7 @@ async def pause(store: PostgresEventStore, name: str) -> None:
         raise ProjectionNotFound(name)
 
 
+@_ilji_errors
 async def resume(store: PostgresEventStore, name: str) -> None:
     """Resume a paused projection, and restart partitions the stop policy failed."""
     async with store.pool.connection() as conn, conn.transaction():
@@ -278,6 +308,7 @@ async def resume(store: PostgresEventStore, name: str) -> None:
         await conn.execute(_RESUME_FAILED, {"name": name})
 
 
+@_ilji_errors
 async def request_rebuild(store: PostgresEventStore, name: str) -> int:
     """Ask workers to build the next version from position 0 and cut over; returns that version."""
     async with store.pool.connection() as conn:
@@ -288,6 +319,7 @@ async def request_rebuild(store: PostgresEventStore, name: str) -> int:
     return int(row[0])
 
 
+@_ilji_errors
 async def list_parked(
     store: PostgresEventStore,
     name: str | None = None,
@@ -304,6 +336,7 @@ async def list_parked(
     return [ParkedEvent(*row) for row in rows]
 
 
+@_ilji_errors
 async def replay_parked(
     store: PostgresEventStore, name: str, event_ids: Sequence[uuid.UUID] | None = None
 ) -> int:
@@ -319,6 +352,7 @@ async def replay_parked(
     return cur.rowcount
 
 
+@_ilji_errors
 async def reached(store: PostgresEventStore, name: str, position: int) -> bool:
     """True when the projection's serving version has dealt with everything up to `position`."""
     async with store.pool.connection() as conn:
@@ -332,6 +366,7 @@ async def reached(store: PostgresEventStore, name: str, position: int) -> bool:
     return bool(done)
 
 
+@_ilji_errors
 async def wait_for_position(
     store: PostgresEventStore,
     name: str,

@@ -8,15 +8,12 @@ needs the read role; changing anything needs the admin role.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from starlette.responses import Response
 
-from ilji.domain.errors import IljiError
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.projections import admin
 from ilji.server.auth import Role, require
@@ -33,7 +30,6 @@ from ilji.server.models import (
 )
 from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
 from ilji.server.routes import OrjsonResponse
-from ilji.store.errors import translate
 from ilji.store.postgres import PostgresEventStore
 
 #: The longest a client may ask `/wait` to hold its request (seconds).
@@ -70,21 +66,8 @@ def _store(request: Request) -> PostgresEventStore:
     return store
 
 
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    # `admin` talks to the pool directly: driver errors become Ilji errors (and so a 503, not
-    # an "unexpected" 500) here, as the store does for its own calls.
-    try:
-        yield
-    except IljiError:
-        raise
-    except Exception as exc:
-        raise translate(exc) from exc
-
-
 async def _one(store: PostgresEventStore, name: str) -> dict[str, Any]:
-    with _translated():
-        (found,) = await admin.status(store, name)
+    (found,) = await admin.status(store, name)
     return projection_json(found)
 
 
@@ -106,8 +89,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     )
     async def list_projections(request: Request) -> Response:
         """Every registered projection: versions, pause flag, per partition checkpoint, lag, owner, state."""
-        with _translated():
-            found = await admin.status(_store(request))
+        found = await admin.status(_store(request))
         return OrjsonResponse({"projections": [projection_json(p) for p in found]})
 
     @router.get(
@@ -126,10 +108,9 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     ) -> Response:
         """Events the projection gave up on, oldest first, with the error and the attempts made."""
         store = _store(request)
-        with _translated():
-            events = await admin.list_parked(store, name, include_replayed=include_replayed, limit=limit)
-            if not events:
-                await admin.status(store, name)  # an unknown name is a 404, not an empty list
+        events = await admin.list_parked(store, name, include_replayed=include_replayed, limit=limit)
+        if not events:
+            await admin.status(store, name)  # an unknown name is a 404, not an empty list
         return OrjsonResponse({"projection": name, "events": [parked_json(e) for e in events]})
 
     @router.get(
@@ -153,11 +134,10 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     ) -> Response:
         """200 once the serving version has dealt with every event up to `position`; 504 after `timeout`."""
         store = _store(request)
-        with _translated():
-            # Checked once up front: an unknown name is a 404 at once, not after `timeout`
-            # (`wait_for_position` keeps waiting for a projection a worker has yet to register).
-            if not await admin.reached(store, name, position):
-                await admin.wait_for_position(store, name, position, timeout)
+        # Checked once up front: an unknown name is a 404 at once, not after `timeout`
+        # (`wait_for_position` keeps waiting for a projection a worker has yet to register).
+        if not await admin.reached(store, name, position):
+            await admin.wait_for_position(store, name, position, timeout)
         return OrjsonResponse({"projection": name, "position": position, "reached": True})
 
     @router.get(
@@ -183,8 +163,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     async def pause(request: Request, name: ProjectionName) -> Response:
         """Its workers finish their batch and release their leases within a third of the lease TTL."""
         store = _store(request)
-        with _translated():
-            await admin.pause(store, name)
+        await admin.pause(store, name)
         return OrjsonResponse(await _one(store, name))
 
     @router.post(
@@ -198,8 +177,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     async def resume(request: Request, name: ProjectionName) -> Response:
         """Undo a pause, and restart partitions the stop policy failed on a poison event."""
         store = _store(request)
-        with _translated():
-            await admin.resume(store, name)
+        await admin.resume(store, name)
         return OrjsonResponse(await _one(store, name))
 
     @router.post(
@@ -217,8 +195,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         Follow it with GET /v1/projections/{name}: `rebuilding` lists the new version's
         partitions until `active_version` becomes the returned version.
         """
-        with _translated():
-            version = await admin.request_rebuild(_store(request), name)
+        version = await admin.request_rebuild(_store(request), name)
         return OrjsonResponse({"projection": name, "version": version}, status_code=202)
 
     @router.post(
@@ -240,8 +217,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         An event that fails again stays parked. Watch GET .../parked?include_replayed=true.
         """
         ids = body.event_ids if body is not None else None
-        with _translated():
-            requested = await admin.replay_parked(_store(request), name, ids)
+        requested = await admin.replay_parked(_store(request), name, ids)
         return OrjsonResponse(
             {
                 "projection": name,
