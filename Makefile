@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck deploy-tools
+test: system-deps lint typecheck deploy-tools
 	$(BIN)/pytest -q
+
+# Debian packages the tests need (Chromium for the console's browser tests).
+system-deps:
+	@scripts/install-system-deps
+
+# Known vulnerabilities in the installed dependencies, from PyPI's advisory data. --strict
+# fails when a package could not be checked, so a mirror without that data (like the one on
+# our CI machine, which answers 404 per version) is an error, not a silent pass. Not part of
+# `make test` for that reason; see docs/en/security.md.
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
