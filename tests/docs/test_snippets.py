@@ -1,26 +1,47 @@
 """Every code snippet the guide includes runs, and its assertions hold.
 
 The pages include the files under docs/snippets/ with `--8<--`, so what a reader sees is what
-this test executes (each file runs as `__main__`, which calls `asyncio.run(main())`).
+this test executes. Each file is loaded, then its `main()` is run, as `python FILE` would:
+
+- `main()` without parameters needs nothing (the in-memory store);
+- `main(settings)` runs on PostgreSQL: the test passes settings that point at a fresh database
+  of the test session's embedded server (run by hand, the file uses `ILJI_DATABASE_URL`, or
+  Ilji's embedded PostgreSQL when it is not set);
+- a file without `main` is a module other snippets import (the tutorial's domain, HTTP routes
+  and projection): the snippets that import it run its code.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import re
 import runpy
 from pathlib import Path
 
 import pytest
 
+from ilji.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
-SNIPPETS = sorted((ROOT / "docs" / "snippets").glob("*.py"))
+SNIPPETS_DIR = ROOT / "docs" / "snippets"
+SNIPPETS = sorted(SNIPPETS_DIR.glob("*.py"))
 #: `--8<-- "path"` or `--8<-- "path:section"` (a part between `# --8<-- [start:section]` markers).
 INCLUDE = re.compile(r'--8<--\s+"([^":]+)(?::[\w-]+)?"')
 
 
 @pytest.mark.parametrize("path", SNIPPETS, ids=[p.name for p in SNIPPETS])
-def test_snippet_runs(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    runpy.run_path(str(path), run_name="__main__")
+def test_snippet_runs(path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(SNIPPETS_DIR))  # the tutorial's files import each other
+    namespace = runpy.run_path(str(path), run_name="docs_snippet")
+    main = namespace.get("main")
+    if main is None:
+        return
+    if "settings" in inspect.signature(main).parameters:
+        settings = load_settings(database_url=request.getfixturevalue("database_url"))
+        asyncio.run(main(settings))
+    else:
+        asyncio.run(main())
 
 
 def test_there_are_snippets() -> None:

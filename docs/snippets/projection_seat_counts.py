@@ -1,0 +1,80 @@
+"""A projection on PostgreSQL: free seats per conference, kept by an `ilji.projections` worker."""
+
+import asyncio
+import uuid
+
+from psycopg import sql
+
+from ilji import NO_STREAM, NewEvent, PostgresEventStore, RecordedEvent
+from ilji.bootstrap import open_runtime
+from ilji.projections import Connection, Context, Projection, Worker, wait_for_position
+from ilji.settings import Settings, load_settings
+
+
+# --8<-- [start:projection]
+class SeatCounts(Projection):
+    name = "seat_counts"  # [a-z][a-z0-9_]*, unique in the database
+    version = 1  # raise it to rebuild (see below)
+    category = "conference"  # read only streams conference-...; None: the whole log
+    types = ("SeatsAdded", "SeatsReserved")  # None: every type
+
+    async def setup(self, conn: Connection, ctx: Context) -> None:
+        # Idempotent: called whenever a worker starts owning a partition.
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (conference text PRIMARY KEY, free integer NOT NULL)"
+            ).format(sql.Identifier(ctx.table("seat_counts")))
+        )
+
+    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
+        delta = event.data["seats"] if event.type == "SeatsAdded" else -event.data["seats"]
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {t} AS s (conference, free) VALUES (%s, %s)"
+                " ON CONFLICT (conference) DO UPDATE SET free = s.free + EXCLUDED.free"
+            ).format(t=sql.Identifier(ctx.table("seat_counts"))),
+            (event.stream, delta),
+        )
+
+
+# --8<-- [end:projection]
+
+
+# --8<-- [start:wait]
+async def reserve(store: PostgresEventStore, conference: str, seats: int, expected_version: int) -> None:
+    """Append a reservation, and return once `seat_counts` shows it (read your own writes)."""
+    events = [NewEvent("SeatsReserved", {"seats": seats})]
+    result = await store.append(conference, events, expected_version)
+    await wait_for_position(store, "seat_counts", result.last_position, timeout=5.0)
+
+
+# --8<-- [end:wait]
+
+
+async def free_seats(store: PostgresEventStore, conference: str) -> int:
+    """Query the read model (version 1's table; see "Rebuild without downtime")."""
+    async with store.pool.connection() as conn:
+        cur = await conn.execute("SELECT free FROM seat_counts_v1 WHERE conference = %s", (conference,))
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def main(settings: Settings | None = None) -> None:
+    async with open_runtime(settings or load_settings()) as runtime:
+        store = runtime.store
+        worker = Worker(store, [SeatCounts()], poll_interval=0.1)
+        running = asyncio.create_task(worker.run())
+        try:
+            conference = f"conference-{uuid.uuid4().hex[:8]}"
+            await store.append(conference, [NewEvent("SeatsAdded", {"seats": 10})], NO_STREAM)
+            await reserve(store, conference, 3, expected_version=1)
+            print(await free_seats(store, conference))  # 7, at once: reserve() waited for the view
+            assert await free_seats(store, conference) == 7
+        finally:
+            await worker.stop()
+            await running
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
