@@ -83,6 +83,23 @@ class StreamNotFound(IljiError):
         self.stream = stream
 
 
+class StreamDeleted(StreamNotFound):
+    """The stream was soft-deleted: reads find nothing, its events are kept and restorable."""
+
+    code = "stream-deleted"
+
+    def __init__(self, stream: str, deleted_version: int) -> None:
+        IljiError.__init__(
+            self,
+            f"stream {stream!r} was deleted at version {deleted_version}; its events are kept "
+            "and an admin can restore it",
+            stream=stream,
+            deleted_version=deleted_version,
+        )
+        self.stream = stream
+        self.deleted_version = deleted_version
+
+
 class AppendOnlyViolation(IljiError):
     """Someone tried to change or delete stored events; the database refused."""
 

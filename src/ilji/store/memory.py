@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
-from ilji.domain.errors import DuplicateEventId, ValidationError, WrongExpectedVersion
+from ilji.domain.errors import DuplicateEventId, IljiError, ValidationError, WrongExpectedVersion
 from ilji.domain.events import (
     ANY,
     AppendResult,
@@ -25,7 +27,20 @@ from ilji.domain.validation import (
     validate_limit,
     validate_stream_name,
 )
+from ilji.store.audit import AUDIT_STREAM, LIFECYCLE_STREAM, Actor, audit_event
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
+from ilji.store.lifecycle import (
+    Change,
+    Retention,
+    StreamLifecycle,
+    check_retention,
+    lifecycle_category_name,
+    lifecycle_stream_name,
+    plan_delete,
+    plan_restore,
+    plan_truncate,
+    retention_event,
+)
 from ilji.store.port import Direction
 
 
@@ -46,6 +61,9 @@ class MemoryEventStore:
         # event id -> (number of the append that stored it, that append's size)
         self._batch_of: dict[uuid.UUID, tuple[int, int]] = {}
         self._changed = asyncio.Condition()
+        # Lifecycle rules, as in ilji.stream_rules and ilji.category_retention.
+        self._rules: dict[str, StreamLifecycle] = {}
+        self._retention: dict[str, Retention] = {}
 
     async def append(
         self,
@@ -57,6 +75,11 @@ class MemoryEventStore:
         validate_stream_name(stream)
         expected = validate_expected_version(expected_version)
         validate_events(events)
+        return await self._append(stream, events, expected)
+
+    async def _append(
+        self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> AppendResult:
         bodies = []
         for i, event in enumerate(events):
             body = encode_object(event.data, f"events[{i}].data")
@@ -132,7 +155,7 @@ class MemoryEventStore:
         """Events of one stream from `from_version` (inclusive)."""
         validate_stream_name(stream, allow_system=True)
         validate_limit(limit)
-        events = self._streams.get(stream, [])
+        events = [e for e in self._streams.get(stream, []) if self._visible(e)]
         if direction == "forward":
             start = 1 if from_version is None else from_version
             return [e for e in events if e.version >= start][:limit]
@@ -172,6 +195,10 @@ class MemoryEventStore:
         for event in self._log[after:]:
             if category is not None and category_of(event.stream) != category:
                 continue
+            if category is None and event.stream.startswith("$"):
+                continue  # Ilji's own streams are read by category or by stream
+            if not self._visible(event):
+                continue
             if wanted is not None and event.type not in wanted:
                 continue
             out.append(event)
@@ -200,6 +227,131 @@ class MemoryEventStore:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+    # -- lifecycle and audit: the same rules as the PostgreSQL store ---------------------------
+
+    def _visible(self, event: RecordedEvent) -> bool:
+        rule = self._rules.get(event.stream)
+        if rule is not None and event.version < rule.first_visible_version:
+            return False
+        retention = self._retention.get(category_of(event.stream))
+        if retention is None:
+            return True
+        if retention.max_age is not None and event.recorded_at < self._clock() - retention.max_age:
+            return False
+        head = len(self._streams.get(event.stream, []))
+        return retention.max_count is None or event.version > head - retention.max_count
+
+    def _state(self, stream: str) -> StreamLifecycle:
+        version = len(self._streams.get(stream, []))
+        rule = self._rules.get(stream)
+        return replace(rule, version=version) if rule else StreamLifecycle(stream, version)
+
+    async def _audited(
+        self,
+        actor: Actor | None,
+        action: str,
+        target: str,
+        parameters: dict[str, Any],
+        run: Callable[[], tuple[Any, list[NewEvent], str]],
+    ) -> Any:
+        who = actor or Actor.process()
+        try:
+            result, events, outcome = run()
+        except IljiError as exc:
+            record = audit_event(who, action, target, parameters, exc.code, exc.message)
+            await self._append(AUDIT_STREAM, [record], ANY)
+            raise
+        for event in events:
+            await self._append(LIFECYCLE_STREAM, [event], ANY)
+        await self._append(AUDIT_STREAM, [audit_event(who, action, target, parameters, outcome)], ANY)
+        return result
+
+    async def stream_lifecycle(self, stream: str) -> StreamLifecycle:
+        """A stream's version and lifecycle rules."""
+        validate_stream_name(stream, allow_system=True)
+        return self._state(stream)
+
+    def _change(self, stream: str, plan: Callable[[StreamLifecycle], Change]) -> Callable[[], Any]:
+        def run() -> tuple[StreamLifecycle, list[NewEvent], str]:
+            change = plan(self._state(stream))
+            if change.event is None:
+                return change.state, [], change.outcome
+            new = change.state
+            if new.deleted_version is not None and new.deleted_at is None:
+                new = replace(new, deleted_at=self._clock())
+            if new.has_rule:
+                self._rules[stream] = new
+            else:
+                self._rules.pop(stream, None)
+            return new, [change.event], change.outcome
+
+        return run
+
+    async def delete_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
+        """Soft-delete a stream (see `PostgresEventStore.delete_stream`)."""
+        lifecycle_stream_name(stream)
+        state: StreamLifecycle = await self._audited(
+            actor, "stream.delete", stream, {}, self._change(stream, plan_delete)
+        )
+        return state
+
+    async def restore_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
+        """Undo a soft delete."""
+        lifecycle_stream_name(stream)
+        state: StreamLifecycle = await self._audited(
+            actor, "stream.restore", stream, {}, self._change(stream, plan_restore)
+        )
+        return state
+
+    async def truncate_stream(
+        self, stream: str, before: int, *, actor: Actor | None = None
+    ) -> StreamLifecycle:
+        """Hide the stream's versions below `before`."""
+        lifecycle_stream_name(stream)
+        run = self._change(stream, lambda s: plan_truncate(s, before))
+        state: StreamLifecycle = await self._audited(
+            actor, "stream.truncate", stream, {"before": before}, run
+        )
+        return state
+
+    async def retention(self, category: str) -> Retention | None:
+        """A category's retention rule, or None."""
+        lifecycle_category_name(category)
+        return self._retention.get(category)
+
+    async def set_retention(
+        self,
+        category: str,
+        *,
+        max_age_seconds: int | None = None,
+        max_count: int | None = None,
+        actor: Actor | None = None,
+    ) -> Retention:
+        """Set a category's retention (see `PostgresEventStore.set_retention`)."""
+        lifecycle_category_name(category)
+        check_retention(max_age_seconds, max_count)
+        age = timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
+        new = Retention(category, age, max_count)
+
+        def run() -> tuple[Retention, list[NewEvent], str]:
+            event = retention_event(self._retention.get(category), new, category)
+            self._retention[category] = new
+            return new, [event] if event else [], "ok" if event else "unchanged"
+
+        parameters = {"max_age_seconds": max_age_seconds, "max_count": max_count}
+        result: Retention = await self._audited(actor, "retention.set", category, parameters, run)
+        return result
+
+    async def clear_retention(self, category: str, *, actor: Actor | None = None) -> None:
+        """Remove a category's retention rule."""
+        lifecycle_category_name(category)
+
+        def run() -> tuple[None, list[NewEvent], str]:
+            event = retention_event(self._retention.pop(category, None), None, category)
+            return None, [event] if event else [], "ok" if event else "unchanged"
+
+        await self._audited(actor, "retention.clear", category, {}, run)
 
 
 def _grew(log: list[RecordedEvent], seen: int) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from datetime import timedelta
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import psycopg
@@ -16,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import (
     DuplicateEventId,
+    IljiError,
     StoreUnavailable,
     ValidationError,
     WrongExpectedVersion,
@@ -40,10 +42,38 @@ from ilji.domain.validation import (
     validate_stream_name,
 )
 from ilji.store import sql
+from ilji.store.audit import (
+    AUDIT_STREAM,
+    LIFECYCLE_STREAM,
+    SYSTEM_APPEND_LOCK,
+    Actor,
+    append_system,
+    audit_event,
+)
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
 from ilji.store.errors import translate
 from ilji.store.follow import Listener, Notifier, follow_pages
+from ilji.store.lifecycle import (
+    Change,
+    Retention,
+    StreamLifecycle,
+    check_retention,
+    lifecycle_category_name,
+    lifecycle_stream_name,
+    plan_delete,
+    plan_restore,
+    plan_truncate,
+    retention_event,
+)
 from ilji.store.port import Direction
+
+T = TypeVar("T")
+
+Connection = psycopg.AsyncConnection[Any]
+
+AdminBody = Callable[[Connection], Awaitable[tuple[T, list[NewEvent], str]]]
+"""The work of an admin action inside its transaction: returns its result, the `$lifecycle`
+events that record it, and its outcome ("ok" or "unchanged")."""
 
 log = logging.getLogger("ilji.store")
 
@@ -70,6 +100,12 @@ _READ_CATEGORY = sql.load("read_category")
 _STREAM_VERSION = sql.load("stream_version")
 _OLDEST_TRANSACTION = sql.load("oldest_transaction")
 _INFO = sql.load("info")
+_STREAM_LIFECYCLE = sql.load("stream_lifecycle")
+_RULES_SAVE = sql.load("stream_rules_save")
+_RULES_DROP = sql.load("stream_rules_drop")
+_RETENTION_GET = sql.load("retention_get")
+_RETENTION_SAVE = sql.load("retention_save")
+_RETENTION_DROP = sql.load("retention_drop")
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
@@ -454,6 +490,164 @@ class PostgresEventStore:
         ):
             yield event
 
+    # -- lifecycle and audit (docs/en/lifecycle.md) ------------------------------------------
+
+    def poke(self) -> None:
+        """Wake followers of this store (after Ilji appended its own events)."""
+        if self._notifier:
+            self._notifier.poke()
+
+    async def audited(
+        self,
+        actor: Actor,
+        action: str,
+        target: str,
+        parameters: dict[str, Any],
+        body: AdminBody[T],
+    ) -> T:
+        """Run an admin action in one transaction with the events that record it.
+
+        `body` makes the change; its `$lifecycle` events and the `$audit` event are appended
+        in the same transaction, so the change and its record commit together or not at all.
+        A failed action (an Ilji error, like an unknown stream) is audited on its own.
+        """
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(SYSTEM_APPEND_LOCK)
+                result, events, outcome = await body(conn)
+                record = audit_event(actor, action, target, parameters, outcome)
+                await append_system(conn, [*((LIFECYCLE_STREAM, e) for e in events), (AUDIT_STREAM, record)])
+        except (IljiError, psycopg.Error, OSError) as exc:
+            error = translate(exc)
+            await self._audit_failure(actor, action, target, parameters, error)
+            if error is exc:
+                raise
+            raise error from exc
+        self.poke()
+        return result
+
+    async def _audit_failure(
+        self, actor: Actor, action: str, target: str, parameters: dict[str, Any], error: IljiError
+    ) -> None:
+        if isinstance(error, StoreUnavailable):
+            return  # nothing was changed, and nothing can be written either
+        record = audit_event(actor, action, target, parameters, error.code, error.message)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await append_system(conn, [(AUDIT_STREAM, record)])
+        except (psycopg.Error, OSError) as exc:
+            log.warning("cannot audit a failed admin action", extra={"action": action, "error": str(exc)})
+            return
+        self.poke()
+
+    async def stream_lifecycle(self, stream: str) -> StreamLifecycle:
+        """A stream's version and lifecycle rules (soft delete, truncation)."""
+        validate_stream_name(stream, allow_system=True)
+        try:
+            async with self.pool.connection() as conn:
+                return await _lifecycle(conn, stream)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    async def delete_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
+        """Soft-delete a stream: reads find nothing, its events stay stored and restorable.
+
+        Raises `StreamNotFound` for a stream without events. An append afterwards brings the
+        stream back with the new events only.
+        """
+        return await self._change_stream("stream.delete", stream, {}, plan_delete, actor)
+
+    async def restore_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
+        """Undo a soft delete (nothing changes for a stream that is not deleted)."""
+        return await self._change_stream("stream.restore", stream, {}, plan_restore, actor)
+
+    async def truncate_stream(
+        self, stream: str, before: int, *, actor: Actor | None = None
+    ) -> StreamLifecycle:
+        """Hide the stream's versions below `before` (1 shows them all again)."""
+        return await self._change_stream(
+            "stream.truncate", stream, {"before": before}, lambda s: plan_truncate(s, before), actor
+        )
+
+    async def _change_stream(
+        self,
+        action: str,
+        stream: str,
+        parameters: dict[str, Any],
+        plan: Callable[[StreamLifecycle], Change],
+        actor: Actor | None,
+    ) -> StreamLifecycle:
+        lifecycle_stream_name(stream)
+
+        async def body(conn: Connection) -> tuple[StreamLifecycle, list[NewEvent], str]:
+            change = plan(await _lifecycle(conn, stream))
+            if change.event is None:
+                return change.state, [], change.outcome
+            new = change.state
+            if new.has_rule:
+                params = {
+                    "stream": stream,
+                    "truncate_before": new.truncate_before,
+                    "deleted_version": new.deleted_version,
+                }
+                await conn.execute(_RULES_SAVE, params)
+            else:
+                await conn.execute(_RULES_DROP, {"stream": stream})
+            return await _lifecycle(conn, stream), [change.event], change.outcome
+
+        return await self.audited(actor or Actor.process(), action, stream, parameters, body)
+
+    async def retention(self, category: str) -> Retention | None:
+        """A category's retention rule, or None."""
+        lifecycle_category_name(category)
+        try:
+            async with self.pool.connection() as conn:
+                return await _retention(conn, category)
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    async def set_retention(
+        self,
+        category: str,
+        *,
+        max_age_seconds: int | None = None,
+        max_count: int | None = None,
+        actor: Actor | None = None,
+    ) -> Retention:
+        """Hide the category's events older than `max_age_seconds`, or beyond the newest
+        `max_count` of their stream (either or both)."""
+        lifecycle_category_name(category)
+        check_retention(max_age_seconds, max_count)
+        new = Retention(
+            category,
+            timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None,
+            max_count,
+        )
+
+        async def body(conn: Connection) -> tuple[Retention, list[NewEvent], str]:
+            event = retention_event(await _retention(conn, category), new, category)
+            if event is None:
+                return new, [], "unchanged"
+            params = {"category": category, "max_age_seconds": max_age_seconds, "max_count": max_count}
+            await conn.execute(_RETENTION_SAVE, params)
+            return new, [event], "ok"
+
+        parameters = {"max_age_seconds": max_age_seconds, "max_count": max_count}
+        return await self.audited(actor or Actor.process(), "retention.set", category, parameters, body)
+
+    async def clear_retention(self, category: str, *, actor: Actor | None = None) -> None:
+        """Remove a category's retention rule: its events are visible again."""
+        lifecycle_category_name(category)
+
+        async def body(conn: Connection) -> tuple[None, list[NewEvent], str]:
+            event = retention_event(await _retention(conn, category), None, category)
+            if event is None:
+                return None, [], "unchanged"
+            await conn.execute(_RETENTION_DROP, {"category": category})
+            return None, [event], "ok"
+
+        await self.audited(actor or Actor.process(), "retention.clear", category, {}, body)
+
     # -- diagnostics -------------------------------------------------------------------------
 
     @property
@@ -489,6 +683,22 @@ class PostgresEventStore:
                 await conn.execute("SELECT 1")
         except Exception as exc:
             raise translate(exc) from exc
+
+
+async def _lifecycle(conn: Connection, stream: str) -> StreamLifecycle:
+    cur = await conn.execute(_STREAM_LIFECYCLE, {"stream": stream})
+    row = await cur.fetchone()
+    assert row is not None
+    return StreamLifecycle(stream, *row)
+
+
+async def _retention(conn: Connection, category: str) -> Retention | None:
+    cur = await conn.execute(_RETENTION_GET, {"category": category})
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    _name, seconds, max_count = row
+    return Retention(category, timedelta(seconds=seconds) if seconds is not None else None, max_count)
 
 
 def _check_position(after: int) -> None:

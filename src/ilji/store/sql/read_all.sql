@@ -1,10 +1,14 @@
 -- The global log. Only positions below ilji.visible_bound() are read: every transaction
 -- that could still add a smaller position has ended, so nothing below the bound can
 -- appear later and a reader paging by position never skips an event.
+-- Hidden events (ilji.visible_events: soft-deleted or truncated streams, retention) and
+-- Ilji's own streams (names starting with $, read them by category or stream) are filtered
+-- out on top of that; the bound stays the same.
 SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
-FROM ilji.events
+FROM ilji.visible_events
 WHERE position > %(after)s
   AND position < ilji.visible_bound()
+  AND NOT starts_with(stream, '$')
   AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
 ORDER BY position
 LIMIT %(limit)s

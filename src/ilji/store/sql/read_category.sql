@@ -1,6 +1,7 @@
--- One category of the global log, with the same visibility bound as read_all.sql.
+-- One category of the global log, with the same visibility bound as read_all.sql, without
+-- hidden events.
 SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
-FROM ilji.events
+FROM ilji.visible_events
 WHERE category = %(category)s
   AND position > %(after)s
   AND position < ilji.visible_bound()

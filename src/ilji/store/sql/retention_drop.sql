@@ -1,0 +1,1 @@
+DELETE FROM ilji.category_retention WHERE category = %(category)s
