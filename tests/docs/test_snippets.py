@@ -3,7 +3,7 @@
 The pages include the files under docs/snippets/ with `--8<--`, so what a reader sees is what
 this test executes. Each file is loaded, then its `main()` is run, as `python FILE` would:
 
-- `main()` without parameters needs nothing (the in-memory store);
+- `main()` without parameters needs nothing (the in-memory store, or no store at all);
 - `main(settings)` runs on PostgreSQL: the test passes settings that point at a fresh database
   of the test session's embedded server (run by hand, the file uses `ILJI_DATABASE_URL`, or
   Ilji's embedded PostgreSQL when it is not set);
@@ -38,10 +38,11 @@ def test_snippet_runs(path: Path, request: pytest.FixtureRequest, monkeypatch: p
     if main is None:
         return
     if "settings" in inspect.signature(main).parameters:
-        settings = load_settings(database_url=request.getfixturevalue("database_url"))
-        asyncio.run(main(settings))
+        run = main(load_settings(database_url=request.getfixturevalue("database_url")))
     else:
-        asyncio.run(main())
+        run = main()
+    if inspect.iscoroutine(run):
+        asyncio.run(run)
 
 
 def test_there_are_snippets() -> None:

@@ -1,0 +1,68 @@
+"""The tutorial, end to end: the HTTP app and a projection worker on one PostgreSQL database.
+
+Run it with `.venv/bin/python docs/snippets/tutorial_app.py`: it uses `ILJI_DATABASE_URL`, or
+Ilji's embedded PostgreSQL when that is not set.
+"""
+
+import asyncio
+import uuid
+
+import httpx
+from fastapi import FastAPI
+from tutorial_http import command_routes, query_routes
+from tutorial_projection import Shelf
+
+from ilji import PostgresEventStore
+from ilji.bootstrap import open_runtime
+from ilji.projections import Worker
+from ilji.settings import Settings, load_settings
+
+
+# --8<-- [start:app]
+def create_app(store: PostgresEventStore) -> FastAPI:
+    app = FastAPI(title="Library")
+    app.include_router(command_routes(store))
+    app.include_router(query_routes(store))
+    return app
+
+
+async def main(settings: Settings | None = None) -> None:
+    async with open_runtime(settings or load_settings()) as runtime:  # migrated, pooled
+        worker = Worker(runtime.store, [Shelf()], poll_interval=0.1)
+        working = asyncio.create_task(worker.run())
+        app = httpx.ASGITransport(app=create_app(runtime.store))  # HTTP without a socket
+        try:
+            async with httpx.AsyncClient(transport=app, base_url="http://library") as client:
+                await visit(client)
+        finally:
+            await worker.stop()
+            await working
+
+
+# --8<-- [end:app]
+
+
+# --8<-- [start:visit]
+async def visit(client: httpx.AsyncClient) -> None:
+    book = f"/books/dune-{uuid.uuid4().hex[:6]}"  # a new book at every run
+    (await client.put(book, json={"title": "Dune"})).raise_for_status()
+    (await client.post(f"{book}/loan", json={"member": "jiwoo"})).raise_for_status()
+
+    refused = await client.post(f"{book}/loan", json={"member": "mina"})
+    print(refused.status_code, refused.json()["detail"])
+    assert refused.status_code == 409
+
+    (await client.post(f"{book}/return", json={"member": "jiwoo"})).raise_for_status()
+    lent = await client.post(f"{book}/loan", json={"member": "mina"})
+    print(lent.json())
+    assert lent.json()["version"] == 4
+
+    shown = await client.get(book, params={"after": lent.json()["position"]})
+    print(shown.json())
+    assert shown.json() == {"title": "Dune", "borrower": "mina", "times_lent": 2}
+
+
+# --8<-- [end:visit]
+
+if __name__ == "__main__":
+    asyncio.run(main())
