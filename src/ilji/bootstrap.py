@@ -33,13 +33,20 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None
     return embedded.url, embedded
 
 
+def migration_url(settings: Settings, url: str) -> str:
+    """The URL migrations run with: the schema owner's when configured, else `url` itself."""
+    return settings.migration_database_url or url
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Runtime]:
     """Start what the settings ask for and yield it (migrated); stop everything on exit."""
     url, embedded = await database_url(settings)
     try:
         if run_migrations:
-            applied = await migrate(url)
+            # The owner's connection is used for migrations only and closed right after;
+            # the pool below connects with the (possibly restricted) application role.
+            applied = await migrate(migration_url(settings, url))
             for migration in applied:
                 log.info("migration applied", extra={"version": migration.version})
         store = await PostgresEventStore.open(

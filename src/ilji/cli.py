@@ -168,10 +168,11 @@ def migrate_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) 
 
     async def main() -> None:
         from ilji.bootstrap import database_url as resolve
+        from ilji.bootstrap import migration_url
 
         url, embedded = await resolve(settings)
         try:
-            applied = await migrate(url)
+            applied = await migrate(migration_url(settings, url))
         finally:
             if embedded:
                 embedded.stop()
@@ -426,6 +427,18 @@ def serve_command(
         list[str] | None,
         typer.Option("--example", help="Also serve an example domain's routes: conference, ships, orders."),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="PEM certificate: serve HTTPS (env ILJI_TLS_CERT).", show_default=False
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", help="PEM private key of --tls-cert (env ILJI_TLS_KEY).", show_default=False
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -444,6 +457,8 @@ def serve_command(
             port=port,
             workers=workers,
             examples=tuple(example) if example else None,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
     except Exception as exc:  # pydantic's message names the setting
         err.print(f"[red]error:[/red] invalid settings: {exc}")
@@ -452,6 +467,104 @@ def serve_command(
         serve(settings)
     except IljiError as exc:
         raise typer.Exit(_report(exc)) from None
+
+
+# -- security: `ilji db grant` and `ilji token ...` -----------------------------------------
+
+
+db_app = typer.Typer(help="Database roles: least privilege for servers and workers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("grant")
+def db_grant_command(
+    role: Annotated[str, typer.Option("--role", help="The app role servers and workers connect as.")],
+    read_models: Annotated[
+        str | None,
+        typer.Option(
+            "--read-models",
+            help="Schema where the role may create read-model tables (default: named like the role).",
+            show_default=False,
+        ),
+    ] = None,
+    no_read_models: Annotated[
+        bool, typer.Option("--no-read-models", help="Create no read-model schema.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Migrate, then grant ROLE exactly what Ilji needs (append and read events, never change them).
+
+    Connects as the schema's owner: ILJI_MIGRATION_DATABASE_URL, else the database URL.
+    """
+    from ilji.bootstrap import database_url as resolve
+    from ilji.bootstrap import migration_url
+    from ilji.store.roles import grant_app_role
+
+    settings = _settings(database_url, data_dir)
+    schema = None if no_read_models else (read_models or role)
+
+    async def main() -> None:
+        url, embedded = await resolve(settings)
+        try:
+            owner_url = migration_url(settings, url)
+            await migrate(owner_url)
+            granted = await grant_app_role(owner_url, role, read_models=schema)
+        finally:
+            if embedded:
+                embedded.stop()
+        table = Table(title=f"privileges of {role} in schema ilji", title_justify="left")
+        table.add_column("table")
+        table.add_column("privileges")
+        for item in granted:
+            table.add_row(item.table, item.privileges)
+        out.print(table)
+        if schema:
+            out.print(f"read models: {role} may create tables in schema {schema}")
+
+    _run(main)
+
+
+token_app = typer.Typer(help="API tokens for ILJI_API_TOKENS.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("new")
+def token_new_command(
+    role: Annotated[str, typer.Option("--role", help="read, write or admin.")] = "read",
+    as_json: JsonOutput = False,
+) -> None:
+    """Make a random token; print it once, with the hashed entry for ILJI_API_TOKENS."""
+    from ilji.server.auth import Role, hash_token, new_token
+
+    if role.upper() not in Role.__members__:
+        err.print(f"[red]error:[/red] --role: choose read, write or admin, not {role!r}")
+        raise typer.Exit(EXIT_INVALID)
+    token = new_token()
+    entry = f"{hash_token(token)}={role.lower()}"
+    if as_json:
+        _print_json({"token": token, "entry": entry, "role": role.lower()})
+        return
+    out.print(f"token: {token}", highlight=False, soft_wrap=True)
+    out.print(f"entry: {entry}", highlight=False, soft_wrap=True)
+    err.print("Give the token to its client; put only the entry in ILJI_API_TOKENS.")
+
+
+@token_app.command("hash")
+def token_hash_command(
+    token: Annotated[
+        str | None,
+        typer.Argument(help="The token (default: read from stdin, which keeps it out of shell history)."),
+    ] = None,
+) -> None:
+    """Print the `sha256:...` form of a token, which ILJI_API_TOKENS accepts in its place."""
+    from ilji.server.auth import hash_token
+
+    value = (token if token is not None else sys.stdin.readline()).strip()
+    if not value:
+        err.print("[red]error:[/red] no token given")
+        raise typer.Exit(EXIT_INVALID)
+    out.print(hash_token(value), highlight=False, soft_wrap=True)
 
 
 # -- projections: `ilji worker` and `ilji projections ...` ---------------------------------

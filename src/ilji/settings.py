@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL; unset or empty starts the embedded server"
     )
+    migration_database_url: str | None = Field(
+        default=None,
+        repr=False,  # the schema owner's password may be in it
+        description="PostgreSQL URL of the role that owns the schema, for `ilji migrate` and "
+        "startup migrations; unset uses the database URL",
+    )
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where the embedded server keeps its data"
     )
@@ -68,6 +74,25 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="seconds between the server's database health checks"
     )
 
+    rate_limit: str | None = Field(
+        default=None,
+        description='requests per token (per client address without tokens), like "50/s" or '
+        '"600/min"; unset: no limit',
+    )
+    rate_limit_burst: int | None = Field(
+        default=None, ge=1, description="requests a client may send at once; default: one second's worth"
+    )
+    rate_limit_roles: str | None = Field(
+        default=None, description='per-role rates that replace ILJI_RATE_LIMIT, like "read=200/s,write=20/s"'
+    )
+    rate_limit_clients: int = Field(
+        default=10_000, ge=1, description="clients whose buckets are kept at once (idle ones go first)"
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) for HTTPS served directly by `ilji serve`"
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`")
+
     examples: tuple[str, ...] = Field(
         default=(), description="example domains whose HTTP routes `ilji serve` mounts"
     )
@@ -80,7 +105,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
         return value
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "migration_database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

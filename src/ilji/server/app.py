@@ -31,6 +31,7 @@ from ilji.server.limits import BodyLimitMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.projection_routes import add_projection_routes
+from ilji.server.ratelimit import RateLimitMiddleware, rate_limits
 from ilji.server.routes import OrjsonResponse, add_routes, append_operation
 from ilji.settings import Settings
 from ilji.store.postgres import PostgresEventStore
@@ -222,7 +223,10 @@ def create_app(
             openapi_url="", title="Ilji API", swagger_ui_parameters={"spec": openapi()}
         )
 
-    # The last added middleware runs first: metrics see every answer, including a 413.
+    # The last added middleware runs first: metrics see every answer, including a 413 or 429.
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
+    limits = rate_limits(settings)
+    if limits is not None:
+        app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.access_log)
     return app

@@ -149,6 +149,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.rate_limited = Counter(
+            "ilji_http_rate_limited",
+            "Requests refused with 429 by the rate limit, by the client's role (none: no valid token).",
+            ["role"],
+            registry=r,
+        )
         self.appends = Counter("ilji_appends", "Append requests by outcome.", ["outcome"], registry=r)
         self.events_appended = Counter("ilji_events_appended", "Events stored by appends.", registry=r)
         self.conflicts = Counter(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import ssl
 from dataclasses import dataclass
 from types import FrameType
 
@@ -17,9 +18,11 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 
+from ilji.domain.errors import ValidationError
 from ilji.logs import configure_logging
 from ilji.server.app import create_app
 from ilji.server.auth import check_bind, parse_tokens
+from ilji.server.ratelimit import rate_limits
 from ilji.settings import Settings
 
 log = logging.getLogger("ilji.server")
@@ -53,9 +56,34 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def check_tls(settings: Settings) -> bool:
+    """True when HTTPS is configured; `ValidationError` unless both files are given and load.
+
+    Loading them here, before uvicorn starts, turns a wrong path, a key that does not match
+    the certificate or a password-protected key into one clear message and exit status 2.
+    """
+    if settings.tls_cert is None and settings.tls_key is None:
+        return False
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ValidationError(
+            "tls_cert", "HTTPS needs both a certificate (--tls-cert) and its key (--tls-key)"
+        )
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        # An empty password: an encrypted key fails here instead of prompting on the terminal.
+        context.load_cert_chain(settings.tls_cert, settings.tls_key, password="")
+    except (OSError, ssl.SSLError) as exc:
+        raise ValidationError(
+            "tls_cert", f"cannot load the certificate {settings.tls_cert} and key {settings.tls_key}: {exc}"
+        ) from None
+    return True
+
+
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM/SIGINT. Raises `ValidationError` for an unsafe bind."""
     check_bind(settings.host, parse_tokens(settings.api_tokens))
+    rate_limits(settings)  # a malformed rate is refused before anything starts
+    tls = check_tls(settings)
     _configure_logging(settings)
     config = uvicorn.Config(
         AppFactory(settings),
@@ -70,10 +98,12 @@ def serve(settings: Settings) -> None:
         access_log=False,  # the app logs requests itself, by route template and without queries
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         server_header=False,
+        ssl_certfile=settings.tls_cert if tls else None,
+        ssl_keyfile=settings.tls_key if tls else None,
     )
     log.info(
         "serving",
-        extra={"host": settings.host, "port": settings.port, "workers": settings.workers},
+        extra={"host": settings.host, "port": settings.port, "workers": settings.workers, "tls": tls},
     )
     if settings.workers > 1:
         # uvicorn.run() insists on an import string for several workers; the supervisor

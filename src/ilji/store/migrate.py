@@ -2,6 +2,11 @@
 
 Many replicas may start at once: each takes the same session-level advisory lock before
 looking at the schema, so exactly one applies a migration and the others then see it done.
+
+Migrations need the role that owns the schema. A process connected as a restricted app role
+(docs/en/security.md) can still call `migrate()` at startup: when nothing is pending it runs
+no DDL at all. After applying migrations, the app roles' privileges are granted again
+(`ilji.grant_app_roles()`, migration 0006), so tables added by a migration are covered.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -59,23 +64,41 @@ async def migrate(conninfo: str) -> list[Migration]:
                 return await _apply_pending(conn)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise SchemaError(
+            f"the schema needs migrations this database role may not apply ({exc.diag.message_primary}): "
+            "run `ilji migrate` with the role that owns the schema (ILJI_MIGRATION_DATABASE_URL)"
+        ) from exc
     except psycopg.Error as exc:
         raise translate(exc) from exc
 
 
-async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
-    await conn.execute("CREATE SCHEMA IF NOT EXISTS ilji")
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS ilji.schema_migrations ("
-        " version integer PRIMARY KEY, name text NOT NULL,"
-        " applied_at timestamptz NOT NULL DEFAULT now())"
-    )
+async def _value(conn: psycopg.AsyncConnection[tuple[Any, ...]], query: LiteralString) -> Any:
+    cur = await conn.execute(query)
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def _applied_versions(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> set[int]:
+    if not await _value(conn, "SELECT to_regclass('ilji.schema_migrations') IS NOT NULL"):
+        return set()
     cur = await conn.execute("SELECT version FROM ilji.schema_migrations")
-    done = {row[0] for row in await cur.fetchall()}
+    return {row[0] for row in await cur.fetchall()}
+
+
+async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
+    done = await _applied_versions(conn)
+    pending = [m for m in available_migrations() if m.version not in done]
+    if pending:
+        # Only when there is work: an app role without CREATE privileges gets this far.
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS ilji")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS ilji.schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
     applied = []
-    for migration in available_migrations():
-        if migration.version in done:
-            continue
+    for migration in pending:
         log.info("applying migration", extra={"version": migration.version, "migration": migration.name})
         async with conn.transaction():
             await conn.execute(migration.sql)
@@ -84,19 +107,27 @@ async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list
                 (migration.version, migration.name),
             )
         applied.append(migration)
+    if applied:
+        await regrant_app_roles(conn)
     await check_transaction_horizon(conn)
     return applied
 
 
+async def regrant_app_roles(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
+    """Give every registered app role its privileges again; how many roles (0 before 0006)."""
+    if not await _value(conn, "SELECT to_regprocedure('ilji.grant_app_roles()') IS NOT NULL"):
+        return 0
+    count = int(await _value(conn, "SELECT ilji.grant_app_roles()") or 0)
+    if count:
+        log.info("app role privileges granted", extra={"roles": count})
+    return count
+
+
 async def schema_version(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
     """The newest applied migration, 0 when the schema does not exist."""
-    cur = await conn.execute("SELECT to_regclass('ilji.schema_migrations') IS NOT NULL")
-    row = await cur.fetchone()
-    if not row or not row[0]:
+    if not await _value(conn, "SELECT to_regclass('ilji.schema_migrations') IS NOT NULL"):
         return 0
-    cur = await conn.execute("SELECT coalesce(max(version), 0) FROM ilji.schema_migrations")
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
+    return int(await _value(conn, "SELECT coalesce(max(version), 0) FROM ilji.schema_migrations") or 0)
 
 
 async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
