@@ -45,7 +45,7 @@ def _as(url: str, user: str, dbname: str) -> str:
     return make_conninfo(url, user=user, dbname=dbname)
 
 
-def _create(server: EmbeddedPostgres, *statements: sql.Composable) -> None:
+def _create(server: EmbeddedPostgres, *statements: sql.Composed) -> None:
     with psycopg.connect(server.admin_url(), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)
