@@ -164,6 +164,22 @@ BROKEN: dict[str, list[dict[str, Any]]] = {
             {"op": "replace", "path": f"{_API}/securityContext/allowPrivilegeEscalation", "value": True},
         )
     ],
+    # The API connects as the schema owner: it could update and delete events again.
+    "owner-in-api": [
+        json_patch(
+            "Deployment",
+            "ilji-api",
+            {"op": "replace", "path": f"{_API}/env/0/valueFrom/secretKeyRef/name", "value": "ilji-db-app"},
+        )
+    ],
+    # The migration grants a role that the workers do not connect as.
+    "role-not-granted": [
+        json_patch(
+            "Job",
+            "ilji-migrate",
+            {"op": "replace", "path": f"{_API}/args/3", "value": "ilji_other"},
+        )
+    ],
     # Three ways to get the CloudNativePG Cluster wrong.
     "cluster-unknown-field": [
         json_patch("Cluster", "ilji-db", {"op": "add", "path": "/spec/instancess", "value": 3})

@@ -248,24 +248,54 @@ def one_image(manifests: list[Manifest]) -> Iterator[str]:
         yield f"containers use different images: {sorted(str(i) for i in images)}"
 
 
+def _migrates(container: dict[str, Any]) -> bool:
+    """The container runs migrations (`ilji migrate` or `ilji db grant`), as the schema owner."""
+    args = container.get("args", [])
+    return args[:1] == ["migrate"] or args[:2] == ["db", "grant"]
+
+
+def _granted_role(container: dict[str, Any]) -> str | None:
+    args = container.get("args", [])
+    return args[args.index("--role") + 1] if "--role" in args[:-1] else None
+
+
 def database_names_agree(manifests: list[Manifest]) -> Iterator[str]:
-    """The app Secret and NetworkPolicy peers name the CloudNativePG Cluster that is rendered."""
-    clusters = {m["metadata"]["name"] for m in manifests if m.get("kind") == "Cluster"}
+    """Database Secrets, roles and NetworkPolicy peers name the CloudNativePG Cluster rendered.
+
+    Least privilege: only a migrating container reads the owner's `<cluster>-app` Secret; the
+    others read the password Secret of a role the Cluster manages, which the migration grants.
+    """
+    clusters = [m for m in manifests if m.get("kind") == "Cluster"]
     if not clusters:
         return  # an external database: nothing to compare with
+    owners = {f"{m['metadata']['name']}-app" for m in clusters}
+    managed = {
+        role.get("passwordSecret", {}).get("name"): role["name"]
+        for m in clusters
+        for role in m["spec"].get("managed", {}).get("roles", [])
+        if role.get("ensure", "present") == "present" and role.get("login")
+    }
+    granted = {_granted_role(c) for w in workloads(manifests) for c in w.containers() if _migrates(c)}
     for w in workloads(manifests):
         for c in w.containers():
             for env in c.get("env", []):
-                secret = env.get("valueFrom", {}).get("secretKeyRef", {})
-                if env["name"] == "ILJI_DATABASE_URL" and secret.get("name") not in {
-                    f"{n}-app" for n in clusters
-                }:
-                    yield f"{w.ref}: ILJI_DATABASE_URL reads Secret {secret.get('name')}, not <cluster>-app"
+                secret = env.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+                if env["name"] != "ILJI_DATABASE_URL":
+                    continue
+                if _migrates(c):
+                    if secret not in owners:
+                        yield f"{w.ref}: migrations read Secret {secret}, not the owner's <cluster>-app"
+                elif secret in owners:
+                    yield f"{w.ref}: ILJI_DATABASE_URL reads the schema owner's Secret {secret}"
+                elif secret not in managed:
+                    yield f"{w.ref}: ILJI_DATABASE_URL reads Secret {secret}, not a managed role's"
+                elif managed[secret] not in granted:
+                    yield f"{w.ref}: role {managed[secret]} is never granted by the migration (--role)"
     for policy in _of_kind(manifests, "NetworkPolicy"):
         for rule in policy["spec"].get("egress", []):
             for peer in rule.get("to", []):
                 name = peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/cluster")
-                if name is not None and name not in clusters:
+                if name is not None and f"{name}-app" not in owners:
                     yield f"{ref(policy)}: allows egress to cnpg.io/cluster={name}, but no such Cluster"
 
 

@@ -34,7 +34,7 @@ def test_migrations_run_in_one_bounded_job_not_in_init_containers(
     job = one(docs, "Job", "ilji-migrate")
     for field in ("backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"):
         assert field in job["spec"], f"the migration Job needs {field}"
-    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:3] == ["db", "grant", "--role"]
     for w in workloads(docs):
         assert not w.pod.get("initContainers"), f"{w.ref} has init containers"
 
@@ -56,7 +56,23 @@ def test_secrets_are_referenced_never_rendered(rendered: dict[str, Path], overla
     api = one(docs, "Deployment", "ilji-api")["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "valueFrom" in e}
     assert refs["ILJI_API_TOKENS"] == {"name": "ilji-api-tokens", "key": "tokens"}
-    assert refs["ILJI_DATABASE_URL"] == {"name": "ilji-db-app", "key": "uri"}
+    assert refs["ILJI_DATABASE_URL"] == {"name": "ilji-db-runtime", "key": "uri"}
+    job = one(docs, "Job", "ilji-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in job["env"]}["ILJI_DATABASE_URL"] == {
+        "name": "ilji-db-app",
+        "key": "uri",
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_servers_and_workers_connect_as_the_restricted_role(rendered: dict[str, Path], overlay: str) -> None:
+    docs = manifests(rendered[overlay])
+    roles = {r["name"]: r for r in one(docs, "Cluster", "ilji-db")["spec"]["managed"]["roles"]}
+    app = roles["ilji_app"]
+    assert app["login"] is True and not app.get("superuser") and not app.get("createrole")
+    assert app["passwordSecret"] == {"name": "ilji-db-runtime"}
+    job = one(docs, "Job", "ilji-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert job["args"] == ["db", "grant", "--role", "ilji_app"]
 
 
 def test_prod_keeps_capacity_through_rollouts_and_failures(rendered: dict[str, Path]) -> None:
@@ -92,6 +108,8 @@ CAUGHT_BY_POLICY: dict[str, str] = {
     "hpa-target-missing": "HorizontalPodAutoscaler/ilji-api: scaleTargetRef Deployment/ilji-apl",
     "database-peer": "NetworkPolicy/ilji-allow-database: allows egress to cnpg.io/cluster=ilji-pg",
     "privilege-escalation": "Deployment/ilji-api: container api lacks allowPrivilegeEscalation false",
+    "owner-in-api": "Deployment/ilji-api: ILJI_DATABASE_URL reads the schema owner's Secret ilji-db-app",
+    "role-not-granted": "Deployment/ilji-api: role ilji_app is never granted by the migration",
 }
 
 
