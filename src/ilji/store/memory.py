@@ -160,7 +160,7 @@ class MemoryEventStore:
             start = 1 if from_version is None else from_version
             return [e for e in events if e.version >= start][:limit]
         if direction == "backward":
-            end = len(events) if from_version is None else from_version
+            end = len(self._streams.get(stream, [])) if from_version is None else from_version
             return [e for e in reversed(events) if e.version <= end][:limit]
         raise ValidationError("direction", "must be 'forward' or 'backward'")
 
