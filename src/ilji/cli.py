@@ -27,6 +27,7 @@ from ilji.domain.errors import (
     IljiError,
     SchemaError,
     StoreUnavailable,
+    StreamDeleted,
     StreamNotFound,
     ValidationError,
     WrongExpectedVersion,
@@ -40,6 +41,8 @@ from ilji.projections.worker import Worker
 from ilji.projections.worker_main import load_projections
 from ilji.server.models import event_json
 from ilji.settings import Settings, load_settings
+from ilji.store.audit import Actor
+from ilji.store.lifecycle import Retention, StreamLifecycle
 from ilji.store.migrate import latest_version, migrate
 from ilji.store.port import Direction
 
@@ -255,8 +258,12 @@ def read_command(
     async def body(runtime: Runtime) -> None:
         direction: Direction = "backward" if backward else "forward"
         events = await runtime.store.read_stream(stream, from_version, limit, direction)
-        if not events and await runtime.store.stream_version(stream) == 0:
-            raise StreamNotFound(stream)
+        if not events:
+            state = await runtime.store.stream_lifecycle(stream)
+            if state.version == 0:
+                raise StreamNotFound(stream)
+            if state.deleted and state.deleted_version is not None:
+                raise StreamDeleted(stream, state.deleted_version)
         if json_output:
             _print_json({"stream": stream, "events": [event_json(e) for e in events]})
         else:
@@ -722,7 +729,7 @@ def projections_pause_command(
     """Pause a projection (its workers release it within a third of the lease TTL)."""
 
     async def action(runtime: Runtime) -> str:
-        await projections_admin.pause(runtime.store, name)
+        await projections_admin.pause(runtime.store, name, actor=Actor.cli())
         return f"{name}: paused"
 
     _admin_command(action, _settings(database_url, data_dir))
@@ -735,7 +742,7 @@ def projections_resume_command(
     """Resume a paused projection, and restart partitions stopped by a poison event."""
 
     async def action(runtime: Runtime) -> str:
-        await projections_admin.resume(runtime.store, name)
+        await projections_admin.resume(runtime.store, name, actor=Actor.cli())
         return f"{name}: resumed"
 
     _admin_command(action, _settings(database_url, data_dir))
@@ -755,7 +762,7 @@ def projections_rebuild_command(
 
     async def body(runtime: Runtime) -> None:
         try:
-            version = await projections_admin.request_rebuild(runtime.store, name)
+            version = await projections_admin.request_rebuild(runtime.store, name, actor=Actor.cli())
         except ProjectionNotFound as exc:
             raise _not_found(exc) from None
         out.print(f"{name}: version {version} requested; a running `ilji worker` builds it", highlight=False)
@@ -839,7 +846,7 @@ def projections_replay_command(
         raise typer.Exit(EXIT_INVALID) from None
 
     async def action(runtime: Runtime) -> str:
-        count = await projections_admin.replay_parked(runtime.store, name, ids)
+        count = await projections_admin.replay_parked(runtime.store, name, ids, actor=Actor.cli())
         return f"{name}: {count} replay(s) requested"
 
     _admin_command(action, _settings(database_url, data_dir))
@@ -864,6 +871,142 @@ def projections_wait_command(
         return f"{name}: reached {position}"
 
     _admin_command(action, _settings(database_url, data_dir))
+
+
+# -- stream lifecycle: `ilji streams ...` (docs/en/lifecycle.md) --------------------------
+
+
+streams_app = typer.Typer(
+    help="Soft delete, restore and truncate streams, and set retention per category (audited in $audit).",
+    no_args_is_help=True,
+)
+app.add_typer(streams_app, name="streams")
+
+StreamArgument = Annotated[str, typer.Argument(help="Stream name, like order-42.")]
+
+
+def _lifecycle_command(
+    settings: Settings, json_output: bool, action: Callable[[Runtime], Awaitable[StreamLifecycle]]
+) -> None:
+    async def body(runtime: Runtime) -> None:
+        state = await action(runtime)
+        if state.version == 0:
+            raise StreamNotFound(state.stream)
+        if json_output:
+            _print_json(state.as_json())
+            return
+        hidden = min(state.first_visible_version - 1, state.version)
+        status = "deleted" if state.deleted else "live"
+        out.print(
+            f"{state.stream}: {status}, version {state.version}, {hidden} event(s) hidden "
+            f"(first visible version {state.first_visible_version})",
+            highlight=False,
+        )
+
+    _with_runtime(settings, body)
+
+
+@streams_app.command("show")
+def streams_show_command(
+    stream: StreamArgument,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a stream's version and what is hidden (soft delete, truncation)."""
+    _lifecycle_command(
+        _settings(database_url, data_dir), json_output, lambda rt: rt.store.stream_lifecycle(stream)
+    )
+
+
+@streams_app.command("delete")
+def streams_delete_command(
+    stream: StreamArgument,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Soft-delete a stream: readers no longer see it, its events stay stored (see restore)."""
+    _lifecycle_command(
+        _settings(database_url, data_dir),
+        json_output,
+        lambda rt: rt.store.delete_stream(stream, actor=Actor.cli()),
+    )
+
+
+@streams_app.command("restore")
+def streams_restore_command(
+    stream: StreamArgument,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Undo a soft delete: the events it hid are visible again."""
+    _lifecycle_command(
+        _settings(database_url, data_dir),
+        json_output,
+        lambda rt: rt.store.restore_stream(stream, actor=Actor.cli()),
+    )
+
+
+@streams_app.command("truncate")
+def streams_truncate_command(
+    stream: StreamArgument,
+    before: Annotated[int, typer.Option("--before", help="Hide versions below this one (1: show all).")],
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Hide a stream's versions below --before from every reader."""
+    _lifecycle_command(
+        _settings(database_url, data_dir),
+        json_output,
+        lambda rt: rt.store.truncate_stream(stream, before, actor=Actor.cli()),
+    )
+
+
+@streams_app.command("retention")
+def streams_retention_command(
+    category: Annotated[str, typer.Argument(help="Category, like order.")],
+    max_age: Annotated[
+        int | None, typer.Option("--max-age", help="Hide events older than this many seconds.")
+    ] = None,
+    max_count: Annotated[
+        int | None, typer.Option("--max-count", help="Keep only each stream's newest N events.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the category's retention.")] = False,
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a category's retention, or set it (--max-age, --max-count) or remove it (--clear)."""
+    if clear and (max_age is not None or max_count is not None):
+        problem = ValidationError("--clear", "cannot be combined with --max-age or --max-count")
+        raise typer.Exit(_report(problem))
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        store = runtime.store
+        if clear:
+            await store.clear_retention(category, actor=Actor.cli())
+        elif max_age is not None or max_count is not None:
+            await store.set_retention(
+                category, max_age_seconds=max_age, max_count=max_count, actor=Actor.cli()
+            )
+        rule = await store.retention(category)
+        if json_output:
+            _print_json((rule or Retention(category)).as_json())
+            return
+        if rule is None:
+            out.print(f"{category}: no retention (every event is kept visible)", highlight=False)
+            return
+        data = rule.as_json()
+        out.print(
+            f"{category}: max age {data['max_age_seconds'] or '-'} s, max count {data['max_count'] or '-'}",
+            highlight=False,
+        )
+
+    _with_runtime(settings, body)
 
 
 def main() -> None:

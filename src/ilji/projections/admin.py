@@ -4,6 +4,10 @@ Everything here works on the database alone (no projection code needed), so the 
 the CLI can call it: `status`, `pause`, `resume`, `request_rebuild`, `list_parked`,
 `replay_parked`, `wait_for_position` and `rebuild_progress`. Results are plain dataclasses;
 the server turns them into JSON and Prometheus metrics.
+
+The actions (pause, resume, rebuild, replay) are audited: each one appends an event to
+`$audit` in the transaction that makes the change (see `ilji.store.audit`); `actor` says who
+acts (the server passes the token's role and fingerprint, the CLI the OS user).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from datetime import datetime
 from typing import Literal, ParamSpec, TypeVar
 
 from ilji.domain.errors import IljiError
+from ilji.domain.events import NewEvent
 from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
+from ilji.store.audit import Actor
 from ilji.store.errors import translate
-from ilji.store.postgres import PostgresEventStore
+from ilji.store.postgres import Connection, PostgresEventStore
 
 _STATUS = sql.load("status")
 _LAG = sql.load("lag")
@@ -290,33 +296,45 @@ async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | Non
 
 
 @_ilji_errors
-async def pause(store: PostgresEventStore, name: str) -> None:
+async def pause(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Pause a projection: its owners release their leases within a third of the lease TTL."""
-    async with store.pool.connection() as conn:
+
+    async def body(conn: Connection) -> tuple[None, list[NewEvent], str]:
         cur = await conn.execute(_PAUSE, {"name": name, "paused": True})
-    if cur.rowcount != 1:
-        raise ProjectionNotFound(name)
+        if cur.rowcount != 1:
+            raise ProjectionNotFound(name)
+        return None, [], "ok"
+
+    await store.audited(actor or Actor.process(), "projection.pause", name, {}, body)
 
 
 @_ilji_errors
-async def resume(store: PostgresEventStore, name: str) -> None:
+async def resume(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Resume a paused projection, and restart partitions the stop policy failed."""
-    async with store.pool.connection() as conn, conn.transaction():
+
+    async def body(conn: Connection) -> tuple[None, list[NewEvent], str]:
         cur = await conn.execute(_PAUSE, {"name": name, "paused": False})
         if cur.rowcount != 1:
             raise ProjectionNotFound(name)
         await conn.execute(_RESUME_FAILED, {"name": name})
+        return None, [], "ok"
+
+    await store.audited(actor or Actor.process(), "projection.resume", name, {}, body)
 
 
 @_ilji_errors
-async def request_rebuild(store: PostgresEventStore, name: str) -> int:
+async def request_rebuild(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> int:
     """Ask workers to build the next version from position 0 and cut over; returns that version."""
-    async with store.pool.connection() as conn:
+
+    async def body(conn: Connection) -> tuple[int, list[NewEvent], str]:
         cur = await conn.execute(_REQUEST_REBUILD, {"name": name})
         row = await cur.fetchone()
-    if row is None:
-        raise ProjectionNotFound(name)
-    return int(row[0])
+        if row is None:
+            raise ProjectionNotFound(name)
+        return int(row[0]), [], "ok"
+
+    version: int = await store.audited(actor or Actor.process(), "projection.rebuild", name, {}, body)
+    return version
 
 
 @_ilji_errors
@@ -338,18 +356,31 @@ async def list_parked(
 
 @_ilji_errors
 async def replay_parked(
-    store: PostgresEventStore, name: str, event_ids: Sequence[uuid.UUID] | None = None
+    store: PostgresEventStore,
+    name: str,
+    event_ids: Sequence[uuid.UUID] | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> int:
     """Ask the owning workers to apply parked events (all of the projection's, or these) once.
 
     Returns how many requests were recorded; the owners act on them within a third of the
     lease TTL. Watch `list_parked(..., include_replayed=True)` for the outcome.
     """
-    await _require(store, name)
     ids = list(event_ids) if event_ids is not None else None
-    async with store.pool.connection() as conn:
+
+    async def body(conn: Connection) -> tuple[int, list[NewEvent], str]:
+        found = await conn.execute(_PROJECTION_ROW, {"name": name})
+        if await found.fetchone() is None:
+            raise ProjectionNotFound(name)
         cur = await conn.execute(_REQUEST_REPLAY, {"name": name, "event_ids": ids})
-    return cur.rowcount
+        return cur.rowcount, [], "ok" if cur.rowcount else "unchanged"
+
+    parameters = {"event_ids": [str(i) for i in ids] if ids is not None else None}
+    count: int = await store.audited(
+        actor or Actor.process(), "projection.replay_parked", name, parameters, body
+    )
+    return count
 
 
 @_ilji_errors

@@ -27,6 +27,7 @@ from ilji.bootstrap import open_runtime
 from ilji.domain.errors import IljiError
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
+from ilji.server.lifecycle_routes import add_lifecycle_routes
 from ilji.server.limits import BodyLimitMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
@@ -194,6 +195,7 @@ def create_app(
     problems.install(app)
     add_routes(app, auth=tokens.enabled)
     add_projection_routes(app, auth=tokens.enabled)
+    add_lifecycle_routes(app, auth=tokens.enabled)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
 from ilji.domain.validation import MAX_TYPE_LENGTH
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
+from ilji.store.lifecycle import MAX_RETENTION_SECONDS, StreamLifecycle
 
 StateName = Literal["any", "no_stream", "exists"]
 
@@ -226,6 +227,55 @@ class WaitReached(BaseModel):
     projection: str
     position: int
     reached: bool
+
+
+class StreamLifecycleOut(BaseModel):
+    """A stream's lifecycle: its version (every event, hidden or not) and what readers see."""
+
+    stream: str
+    version: int = Field(description="events ever appended, hidden or not; appends continue from it")
+    deleted: bool = Field(description="soft-deleted and nothing appended since: reads answer 404")
+    deleted_version: int | None = Field(
+        description="the version when it was deleted: events up to it stay hidden until a restore"
+    )
+    deleted_at: datetime | None
+    truncate_before: int = Field(description="versions below it are hidden (0: none)")
+    first_visible_version: int = Field(description="the lowest version reads return")
+
+
+_Count = Annotated[StrictInt, Field(ge=1, le=MAX_SAFE_POSITION), BeforeValidator(_integral_float)]
+
+
+class TruncateRequest(BaseModel):
+    """Hide a stream's versions below `before` (1 shows every version again)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    before: _Count = Field(description="the first version readers see; at most the stream's version + 1")
+
+
+class RetentionIn(BaseModel):
+    """A category's retention: give one rule or both."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    max_age_seconds: (
+        Annotated[StrictInt, Field(ge=1, le=MAX_RETENTION_SECONDS), BeforeValidator(_integral_float)] | None
+    ) = Field(default=None, description="hide events recorded longer ago than this")
+    max_count: _Count | None = Field(default=None, description="keep only each stream's newest events")
+
+
+class RetentionOut(BaseModel):
+    """A category's retention rule (both null: none)."""
+
+    category: str
+    max_age_seconds: int | None
+    max_count: int | None
+
+
+def lifecycle_json(state: StreamLifecycle) -> dict[str, Any]:
+    """A stream's lifecycle as JSON."""
+    return {**state.as_json(), "deleted_at": _time(state.deleted_at)}
 
 
 def _time(value: datetime | None) -> str | None:

@@ -26,6 +26,7 @@ from ilji.domain.errors import (
     IljiError,
     SchemaError,
     StoreUnavailable,
+    StreamDeleted,
     StreamNotFound,
     ValidationError,
     WrongExpectedVersion,
@@ -77,6 +78,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "actual": {"type": "integer", "description": "the stream's version (wrong expected version only)"},
         "projection": {"type": "string", "description": "the projection's name (projection problems only)"},
         "position": {"type": "integer", "description": "the position waited for (wait timeouts only)"},
+        "stream": {"type": "string", "description": "the stream (soft-deleted streams only)"},
+        "deleted_version": {
+            "type": "integer",
+            "description": "the version at which the stream was soft-deleted; an admin can restore it",
+        },
         "errors": {
             "type": "array",
             "items": {"type": "object"},
@@ -131,6 +137,8 @@ def error_response(exc: IljiError) -> Response:
         extra = {"projection": exc.name, "position": exc.position}
     elif isinstance(exc, ProjectionNotFound):
         extra = {"projection": exc.name}
+    elif isinstance(exc, StreamDeleted):
+        extra = {"stream": exc.stream, "deleted_version": exc.deleted_version}
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if status == 503:

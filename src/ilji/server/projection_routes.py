@@ -3,7 +3,7 @@
 Each handler is one call of `ilji.projections.admin` (the same functions `ilji projections`
 uses), so the server needs no projection code: everything it shows or changes is a row in
 the database, and the workers pick changes up within a third of their lease TTL. Reading
-needs the read role; changing anything needs the admin role.
+needs the read role; changing anything needs the admin role, and is audited (`$audit`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.projections import admin
 from ilji.server.auth import Role, require
+from ilji.server.lifecycle_routes import actor_of
 from ilji.server.models import (
     ParkedList,
     ProjectionList,
@@ -163,7 +164,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     async def pause(request: Request, name: ProjectionName) -> Response:
         """Its workers finish their batch and release their leases within a third of the lease TTL."""
         store = _store(request)
-        await admin.pause(store, name)
+        await admin.pause(store, name, actor=actor_of(request))
         return OrjsonResponse(await _one(store, name))
 
     @router.post(
@@ -177,7 +178,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     async def resume(request: Request, name: ProjectionName) -> Response:
         """Undo a pause, and restart partitions the stop policy failed on a poison event."""
         store = _store(request)
-        await admin.resume(store, name)
+        await admin.resume(store, name, actor=actor_of(request))
         return OrjsonResponse(await _one(store, name))
 
     @router.post(
@@ -195,7 +196,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         Follow it with GET /v1/projections/{name}: `rebuilding` lists the new version's
         partitions until `active_version` becomes the returned version.
         """
-        version = await admin.request_rebuild(_store(request), name)
+        version = await admin.request_rebuild(_store(request), name, actor=actor_of(request))
         return OrjsonResponse({"projection": name, "version": version}, status_code=202)
 
     @router.post(
@@ -217,7 +218,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         An event that fails again stays parked. Watch GET .../parked?include_replayed=true.
         """
         ids = body.event_ids if body is not None else None
-        requested = await admin.replay_parked(_store(request), name, ids)
+        requested = await admin.replay_parked(_store(request), name, ids, actor=actor_of(request))
         return OrjsonResponse(
             {
                 "projection": name,

@@ -25,6 +25,7 @@ from ilji.domain.errors import (
     IljiError,
     SchemaError,
     StoreUnavailable,
+    StreamDeleted,
     StreamNotFound,
     ValidationError,
 )
@@ -312,6 +313,9 @@ def add_routes(app: FastAPI, auth: bool) -> None:
 
     router.routes.append(_PlainRoute("/v1/streams/{stream:ilji_name}", append, methods=["POST"]))
 
+    # Ilji's own streams and categories ($audit: who did which admin action) are for admins.
+    check_admin = require(Role.ADMIN)
+
     @router.get(
         "/v1/streams/{stream:ilji_name}",
         summary="Read a stream (JSON), or follow it (SSE)",
@@ -338,8 +342,11 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         direction: Literal["forward", "backward"] = "forward",
         last_event_id: LastEventId = None,
     ) -> Response:
-        """A stream's events from `from_version`, oldest or newest first."""
+        """A stream's events from `from_version`, oldest or newest first. Ilji's own streams
+        (names starting with $, like $audit) need an admin token."""
         store = _store(request)
+        if stream.startswith("$"):
+            await check_admin(request)
         if wants_sse(request.headers.get("accept")):
             validate_stream_name(stream, allow_system=True)
             resume = parse_last_event_id(last_event_id)
@@ -349,6 +356,10 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         version = await store.stream_version(stream)
         if version == 0:
             raise StreamNotFound(stream)
+        if not events:  # only then: is it soft-deleted? (docs/en/lifecycle.md)
+            state = await store.stream_lifecycle(stream)
+            if state.deleted and state.deleted_version is not None:
+                raise StreamDeleted(stream, state.deleted_version)
         return OrjsonResponse(
             {"stream": stream, "version": version, "events": [event_json(e) for e in events]},
             headers={"ETag": _etag(version)},
@@ -402,9 +413,13 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         limit: Limit = 100,
         last_event_id: LastEventId = None,
     ) -> Response:
-        """Like /v1/all, for the streams of one category (the part of a stream name before the first -)."""
+        """Like /v1/all, for the streams of one category (the part of a stream name before the first -).
+
+        Ilji's own categories (starting with $, like $audit) need an admin token."""
         store = _store(request)
         validate_category(category)
+        if category.startswith("$"):
+            await check_admin(request)
         if wants_sse(request.headers.get("accept")):
             resume = parse_last_event_id(last_event_id)
             start = resume if resume is not None else after
