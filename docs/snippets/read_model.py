@@ -18,6 +18,7 @@ from ilji.projections import (
 )
 from ilji.settings import Settings, load_settings
 
+# --8<-- [start:view]
 #: What each event does to the seats left: (the field with the number, its sign).
 CHANGES = {
     "ConferenceCreated": ("seats", 1),
@@ -27,27 +28,33 @@ CHANGES = {
 
 
 class SeatsLeft(Projection):
-    """Seats left per conference: a query-friendly view derived only from events."""
+    """Seats left per conference: a view derived only from events."""
 
     name = "seats_left"
     category = "conference"
     types = tuple(CHANGES)
 
     async def setup(self, conn: Connection, ctx: Context) -> None:
-        table = sql.Identifier(ctx.table("seats_left"))  # seats_left_v1, or _v2 during a rebuild
+        table = sql.Identifier(ctx.table("seats_left"))
         await conn.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (conference text PRIMARY KEY, seats integer NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {}"  # seats_left_v1 (v2 in a rebuild)
+                " (conference text PRIMARY KEY, seats integer NOT NULL)"
             ).format(table)
         )
 
-    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
-        # Runs in the transaction that also moves this projection's checkpoint: exactly once.
+    async def handle(
+        self,
+        conn: Connection,
+        event: RecordedEvent,
+        ctx: Context,
+    ) -> None:
+        # In the transaction that also moves the checkpoint: exactly once.
         field, sign = CHANGES[event.type]
         await conn.execute(
             sql.SQL(
-                "INSERT INTO {} AS t VALUES (%s, %s)"
-                " ON CONFLICT (conference) DO UPDATE SET seats = t.seats + EXCLUDED.seats"
+                "INSERT INTO {} AS t VALUES (%s, %s) ON CONFLICT (conference)"
+                " DO UPDATE SET seats = t.seats + EXCLUDED.seats"
             ).format(sql.Identifier(ctx.table("seats_left"))),
             (event.stream, sign * event.data[field]),
         )
@@ -56,42 +63,60 @@ class SeatsLeft(Projection):
 async def seats_left(store: PostgresEventStore, conference: str) -> int:
     """The query side: read the table of the version that serves now."""
     async with store.pool.connection() as conn:
-        cur = await conn.execute("SELECT active_version FROM ilji.projections WHERE name = 'seats_left'")
+        cur = await conn.execute(
+            "SELECT active_version FROM ilji.projections WHERE name = %s",
+            [SeatsLeft.name],
+        )
         [(version,)] = await cur.fetchall()
         table = sql.Identifier(f"seats_left_v{version}")
-        cur = await conn.execute(
-            sql.SQL("SELECT seats FROM {} WHERE conference = %s").format(table), (conference,)
-        )
+        query = sql.SQL("SELECT seats FROM {} WHERE conference = %s")
+        cur = await conn.execute(query.format(table), (conference,))
         [(seats,)] = await cur.fetchall()
     return int(seats)
 
 
+# --8<-- [end:view]
+
+
+# --8<-- [start:run]
 async def main(settings: Settings | None = None) -> None:
     async with open_runtime(settings or load_settings()) as runtime:
         store = runtime.store
-        worker = Worker(store, [SeatsLeft()], poll_interval=0.1, control_interval=0.1)
-        working = asyncio.create_task(worker.run())  # in production: `ilji worker -p module:SeatsLeft`
+        # In production a process of its own: `ilji worker -p app.views:SeatsLeft`
+        worker = Worker(
+            store,
+            [SeatsLeft()],
+            poll_interval=0.1,
+            control_interval=0.1,
+        )
+        working = asyncio.create_task(worker.run())
         try:
             conference = f"conference-{uuid.uuid4().hex[:8]}"
-            await store.append(conference, [NewEvent("ConferenceCreated", {"seats": 10})], NO_STREAM)
-            await store.append(conference, [NewEvent("SeatsReserved", {"quantity": 3})], 1)
-            last = await store.append(conference, [NewEvent("ReservationCancelled", {"quantity": 1})], 2)
+            created = NewEvent("ConferenceCreated", {"seats": 10})
+            await store.append(conference, [created], NO_STREAM)
+            reserved = NewEvent("SeatsReserved", {"quantity": 3})
+            await store.append(conference, [reserved], 1)
+            cancelled = NewEvent("ReservationCancelled", {"quantity": 1})
+            last = await store.append(conference, [cancelled], 2)
 
-            # The view is eventually consistent: wait until it has applied our last event.
+            # The view is eventually consistent: wait until it shows our append.
             await wait_for_position(store, "seats_left", last.last_position)
             print(await seats_left(store, conference))  # 8
             assert await seats_left(store, conference) == 8
 
-            # A complete rebuild: version 2 replays the log from position 0 into its own table
-            # while version 1 keeps serving, then the projection switches to it.
+            # A complete rebuild: version 2 replays the log from position 0 into
+            # its own table while version 1 serves; then version 2 serves.
             rebuilding = await request_rebuild(store, "seats_left")
-            async for progress in rebuild_progress(store, "seats_left", interval=0.05):
-                assert progress.version == rebuilding
-            assert await seats_left(store, conference) == 8  # the same answer, from seats_left_v2
+            progress = rebuild_progress(store, "seats_left", interval=0.05)
+            async for step in progress:  # until version 2 serves
+                assert step.version == rebuilding
+            assert await seats_left(store, conference) == 8  # from seats_left_v2
         finally:
             await worker.stop()
             await working
 
+
+# --8<-- [end:run]
 
 if __name__ == "__main__":
     asyncio.run(main())

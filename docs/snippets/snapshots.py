@@ -36,34 +36,44 @@ def evolve(seats: Seats, event: SeatsReserved) -> Seats:
     return Seats(seats.reserved + event.quantity)
 
 
-# A snapshot every 20 events, stored as JSON. Bump schema_version when Seats changes shape:
-# snapshots of another version are then ignored, and rebuilt from the events.
+# --8<-- [start:policy]
+# A snapshot every 20 events, stored as JSON. Raise schema_version when Seats
+# changes shape: snapshots of other versions are then ignored and rebuilt.
 conference_type = AggregateType(
     "conference",
     Decider(decide, evolve, Seats),
     events,
     SnapshotPolicy(every=20, codec=DataclassStateCodec(Seats, schema_version=1)),
 )
+# --8<-- [end:policy]
 
 
+# --8<-- [start:load]
 async def main(settings: Settings | None = None) -> None:
     async with open_runtime(settings or load_settings()) as runtime:
-        snapshots = PostgresSnapshotStore(runtime.store.pool)  # the ilji.snapshots table
-        conferences = Repository(runtime.store, conference_type, snapshots=snapshots)
+        snapshots = PostgresSnapshotStore(runtime.store.pool)  # ilji.snapshots
+        conferences = Repository(
+            runtime.store,
+            conference_type,
+            snapshots=snapshots,
+        )
         conference = uuid.uuid4().hex[:8]
         for _ in range(50):
             await conferences.handle(conference, ReserveSeats(1))
 
         loaded = await conferences.load(conference)
-        print(loaded.version, loaded.snapshot_version, loaded.events_folded)  # 50 40 10
-        assert (loaded.version, loaded.snapshot_version, loaded.events_folded) == (50, 40, 10)
+        seen = (loaded.version, loaded.snapshot_version, loaded.events_folded)
+        print(seen)  # (50, 40, 10): the snapshot at 40, then 10 events
+        assert seen == (50, 40, 10)
 
-        # A snapshot is a cache, never the source of truth: without it, the fold of every
-        # event gives the same state.
+        # A snapshot is a cache, never the source of truth: without it, the
+        # fold of every event gives the same state.
         replayed = await conferences.load(conference, use_snapshots=False)
         assert replayed.state == loaded.state == Seats(50)
         assert replayed.events_folded == 50
 
+
+# --8<-- [end:load]
 
 if __name__ == "__main__":
     asyncio.run(main())

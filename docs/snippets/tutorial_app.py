@@ -27,12 +27,17 @@ def create_app(store: PostgresEventStore) -> FastAPI:
 
 
 async def main(settings: Settings | None = None) -> None:
-    async with open_runtime(settings or load_settings()) as runtime:  # migrated, pooled
+    # The store, with the database migrated (ILJI_DATABASE_URL, or embedded).
+    async with open_runtime(settings or load_settings()) as runtime:
         worker = Worker(runtime.store, [Shelf()], poll_interval=0.1)
         working = asyncio.create_task(worker.run())
-        app = httpx.ASGITransport(app=create_app(runtime.store))  # HTTP without a socket
+        # HTTP requests to the app, without opening a socket.
+        app = httpx.ASGITransport(app=create_app(runtime.store))
         try:
-            async with httpx.AsyncClient(transport=app, base_url="http://library") as client:
+            async with httpx.AsyncClient(
+                transport=app,
+                base_url="http://library",
+            ) as client:
                 await visit(client)
         finally:
             await worker.stop()
@@ -45,15 +50,16 @@ async def main(settings: Settings | None = None) -> None:
 # --8<-- [start:visit]
 async def visit(client: httpx.AsyncClient) -> None:
     book = f"/books/dune-{uuid.uuid4().hex[:6]}"  # a new book at every run
+    jiwoo, mina = {"member": "jiwoo"}, {"member": "mina"}
     (await client.put(book, json={"title": "Dune"})).raise_for_status()
-    (await client.post(f"{book}/loan", json={"member": "jiwoo"})).raise_for_status()
+    (await client.post(f"{book}/loan", json=jiwoo)).raise_for_status()
 
-    refused = await client.post(f"{book}/loan", json={"member": "mina"})
+    refused = await client.post(f"{book}/loan", json=mina)
     print(refused.status_code, refused.json()["detail"])
     assert refused.status_code == 409
 
-    (await client.post(f"{book}/return", json={"member": "jiwoo"})).raise_for_status()
-    lent = await client.post(f"{book}/loan", json={"member": "mina"})
+    (await client.post(f"{book}/return", json=jiwoo)).raise_for_status()
+    lent = await client.post(f"{book}/loan", json=mina)
     print(lent.json())
     assert lent.json()["version"] == 4
 

@@ -109,12 +109,12 @@ book_type = AggregateType("book", decider, events)  # streams book-<id>
 
 # --8<-- [start:test]
 def main() -> None:
-    """The rules on plain values: given these events, when this command, then these events."""
+    """The rules on plain values: given events, when a command, then events."""
     added: list[BookEvent] = [BookAdded("Dune")]
     lent: list[BookEvent] = [*added, BookLent("jiwoo")]
     given(decider, added).when(LendBook("jiwoo")).then([BookLent("jiwoo")])
     given(decider, lent).when(LendBook("mina")).then_raises(LoanRefused)
-    given(decider, lent).when(LendBook("jiwoo")).then_nothing()  # a repeat is harmless
+    given(decider, lent).when(LendBook("jiwoo")).then_nothing()  # a repeat
     given(decider, lent).when(ReturnBook("mina")).then_raises(LoanRefused)
     given(decider, []).when(LendBook("jiwoo")).then_raises(BookNotFound)
     print("the rules hold")

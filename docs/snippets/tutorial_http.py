@@ -25,10 +25,13 @@ def command_routes(store: PostgresEventStore) -> APIRouter:
 
     async def run(book_id: str, command: BookCommand) -> dict[str, int]:
         try:
-            result = await books.handle(book_id, command)  # load, decide, append; retried on a race
+            # Load, decide, append; decided again if another request won a race.
+            result = await books.handle(book_id, command)
         except CommandRejected as refused:
-            raise HTTPException(409, {"code": refused.code, "message": str(refused)}) from refused
-        # Where the events landed in the global log: a client waits for it before reading (below).
+            problem = {"code": refused.code, "message": str(refused)}
+            raise HTTPException(409, problem) from refused
+        # Where the events are in the global log: a client that waits for it
+        # before reading sees its own change (below).
         position = result.append.last_position if result.append else 0
         return {"version": result.version, "position": position}
 
@@ -56,11 +59,11 @@ def query_routes(store: PostgresEventStore) -> APIRouter:
 
     @api.get("/{book_id}")
     async def show(book_id: str, after: int = 0) -> ShelfRow:
-        """The book on the shelf; with `after`, once the read model includes that position."""
+        """The book on the shelf, once the read model includes `after`."""
         try:
             await wait_for_position(store, Shelf.name, after, timeout=5.0)
         except WaitTimeout as late:
-            raise HTTPException(504, "the read model is behind; try again") from late
+            raise HTTPException(504, "the read model is behind") from late
         book = await find_book(store, book_id)
         if book is None:
             raise HTTPException(404, "no such book")
