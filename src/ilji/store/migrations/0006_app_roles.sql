@@ -17,6 +17,7 @@ CREATE TABLE ilji.app_roles (
     registered_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- --8<-- [start:policy]
 -- The privileges an app role gets on a table of schema ilji, by table name.
 -- ilji.events is append-only: SELECT and INSERT, never UPDATE, DELETE or TRUNCATE (its
 -- triggers refuse those too, but a role without the privilege cannot even try). A table
@@ -43,6 +44,7 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE 'SELECT, INSERT, UPDATE, DELETE'
     END END
 $$;
+-- --8<-- [end:policy]
 
 -- Re-apply the privileges of every registered app role; returns how many roles it covered.
 CREATE FUNCTION ilji.grant_app_roles() RETURNS integer
