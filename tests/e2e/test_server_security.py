@@ -1,7 +1,7 @@
 """A real `ilji serve`: rate limits per token and per address, hashed tokens kept out of logs, HTTPS.
 
-Two servers for the module (one with tokens and rate limits, one with TLS and no tokens) and
-a few short-lived processes for refused settings: about 10 seconds in all.
+Cost: two servers (one with tokens and rate limits, one with TLS and no tokens) and six
+short-lived `ilji` processes (token commands, refused settings).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import json
 import os
 import ssl
 import subprocess
@@ -37,18 +38,9 @@ def _secret(label: str) -> str:
 
 
 # Fresh random tokens for each run: a leak cannot hide behind a fixed string.
-HASHED_WRITER, READER, ADMIN = _secret("hw"), _secret("rd"), _secret("ad")
+READER, ADMIN = _secret("rd"), _secret("ad")
 LIMITED_1, LIMITED_2 = _secret("l1"), _secret("l2")
 WRONG = _secret("wrong")
-TOKEN_SPEC = ",".join(
-    [
-        f"{hash_token(HASHED_WRITER)}=write",  # only the digest is configured
-        f"{READER}=read",
-        f"{ADMIN}=admin",
-        f"{LIMITED_1}=write",
-        f"{LIMITED_2}=write",
-    ]
-)
 BURST = 3
 
 
@@ -56,10 +48,36 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def ilji(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ILJI, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 @pytest.fixture(scope="module")
-def server(database_url: str) -> Iterator[Server]:
+def hashed_writer() -> tuple[str, str]:
+    """A write token and its `ILJI_API_TOKENS` entry, made by `ilji token new`."""
+    made = ilji("token", "new", "--role", "write", "--json")
+    assert made.returncode == 0, made.stderr
+    result = json.loads(made.stdout)
+    assert result["entry"] == f"{hash_token(result['token'])}=write"
+    # `ilji token hash` (reading standard input) gives the same digest.
+    hashed = ilji("token", "hash", stdin=result["token"] + "\n")
+    assert hashed.stdout.strip() == hash_token(result["token"]), hashed.stderr
+    return result["token"], result["entry"]
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, hashed_writer: tuple[str, str]) -> Iterator[Server]:
+    tokens = [
+        hashed_writer[1],
+        f"{READER}=read",
+        f"{ADMIN}=admin",
+        f"{LIMITED_1}=write",
+        f"{LIMITED_2}=write",
+    ]
     env = {
-        "ILJI_API_TOKENS": TOKEN_SPEC,
+        "ILJI_API_TOKENS": ",".join(tokens),  # the first entry holds only a digest
         "ILJI_LOG_LEVEL": "DEBUG",
         "ILJI_MONITOR_INTERVAL": "0.2",  # so the debug log has background lines too
         # One request a minute after a burst of 3: nothing refills during the test.
@@ -118,9 +136,10 @@ def test_limited_requests_are_counted_in_metrics(server: Server) -> None:
     assert counted['role="write"'] >= 1
 
 
-def test_no_token_appears_in_debug_logs_or_metrics(server: Server) -> None:
+def test_no_token_appears_in_debug_logs_or_metrics(server: Server, hashed_writer: tuple[str, str]) -> None:
     stream = stream_name("leak")
-    with server.client(HASHED_WRITER) as c:
+    writer, entry = hashed_writer
+    with server.client(writer) as c:
         assert append(c, stream, "Tick").status_code == 201  # a hashed token works
         with c.stream("GET", f"/v1/streams/{stream}", headers=SSE) as r:
             assert r.status_code == 200
@@ -136,7 +155,8 @@ def test_no_token_appears_in_debug_logs_or_metrics(server: Server) -> None:
     log = server.log()
     assert " DEBUG " in log, "the server did not log at debug level"
     assert "status=403" in log and "route=/v1/streams/{stream}" in log, "requests were not logged"
-    for secret in (HASHED_WRITER, READER, ADMIN, LIMITED_1, LIMITED_2, WRONG, hash_token(HASHED_WRITER)[7:]):
+    digest = entry.removeprefix("sha256:").removesuffix("=write")
+    for secret in (writer, READER, ADMIN, LIMITED_1, LIMITED_2, WRONG, digest):
         assert secret not in log, "a token reached the server's log"
         assert secret not in metrics, "a token reached /metrics"
 
