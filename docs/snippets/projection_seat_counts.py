@@ -15,24 +15,32 @@ from ilji.settings import Settings, load_settings
 class SeatCounts(Projection):
     name = "seat_counts"  # [a-z][a-z0-9_]*, unique in the database
     version = 1  # raise it to rebuild (see below)
-    category = "conference"  # read only streams conference-...; None: the whole log
+    category = "conference"  # only streams conference-...; None: the whole log
     types = ("SeatsAdded", "SeatsReserved")  # None: every type
 
     async def setup(self, conn: Connection, ctx: Context) -> None:
         # Idempotent: called whenever a worker starts owning a partition.
         await conn.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (conference text PRIMARY KEY, free integer NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {}"  # seat_counts_v1
+                " (conference text PRIMARY KEY, free integer NOT NULL)"
             ).format(sql.Identifier(ctx.table("seat_counts")))
         )
 
-    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
-        delta = event.data["seats"] if event.type == "SeatsAdded" else -event.data["seats"]
+    async def handle(
+        self,
+        conn: Connection,
+        event: RecordedEvent,
+        ctx: Context,
+    ) -> None:
+        added = event.type == "SeatsAdded"
+        delta = event.data["seats"] if added else -event.data["quantity"]
         await conn.execute(
             sql.SQL(
-                "INSERT INTO {t} AS s (conference, free) VALUES (%s, %s)"
-                " ON CONFLICT (conference) DO UPDATE SET free = s.free + EXCLUDED.free"
-            ).format(t=sql.Identifier(ctx.table("seat_counts"))),
+                "INSERT INTO {} AS s (conference, free) VALUES (%s, %s)"
+                " ON CONFLICT (conference)"  # a row already there: add to it
+                " DO UPDATE SET free = s.free + EXCLUDED.free"
+            ).format(sql.Identifier(ctx.table("seat_counts"))),
             (event.stream, delta),
         )
 
@@ -41,11 +49,17 @@ class SeatCounts(Projection):
 
 
 # --8<-- [start:wait]
-async def reserve(store: PostgresEventStore, conference: str, seats: int, expected_version: int) -> None:
-    """Append a reservation, and return once `seat_counts` shows it (read your own writes)."""
-    events = [NewEvent("SeatsReserved", {"seats": seats})]
+async def reserve(
+    store: PostgresEventStore,
+    conference: str,
+    seats: int,
+    expected_version: int,
+) -> None:
+    """Append a reservation; return once `seat_counts` shows it."""
+    events = [NewEvent("SeatsReserved", {"quantity": seats})]
     result = await store.append(conference, events, expected_version)
-    await wait_for_position(store, "seat_counts", result.last_position, timeout=5.0)
+    position = result.last_position  # where the append is in the global log
+    await wait_for_position(store, "seat_counts", position, timeout=5.0)
 
 
 # --8<-- [end:wait]

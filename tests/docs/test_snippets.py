@@ -19,6 +19,7 @@ import re
 import runpy
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ilji.settings import load_settings
@@ -37,12 +38,20 @@ def test_snippet_runs(path: Path, request: pytest.FixtureRequest, monkeypatch: p
     main = namespace.get("main")
     if main is None:
         return
+    database_url: str | None = None
     if "settings" in inspect.signature(main).parameters:
-        run = main(load_settings(database_url=request.getfixturevalue("database_url")))
+        database_url = request.getfixturevalue("database_url")
+        run = main(load_settings(database_url=database_url))
     else:
         run = main()
     if inspect.iscoroutine(run):
         asyncio.run(run)
+    if database_url is not None:
+        # The snippets share one database, as they would share a reader's: a projection
+        # that trips over another snippet's events parks them instead of failing the run.
+        with psycopg.connect(database_url) as conn:
+            parked = conn.execute("SELECT projection, type, error FROM ilji.parked_events").fetchall()
+        assert parked == [], f"{path.name}: projections parked events: {parked}"
 
 
 def test_there_are_snippets() -> None:
