@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ilji.server.auth import hash_token
+from ilji.domain.errors import ValidationError
+from ilji.server.auth import Role, hash_token, parse_tokens
 from ilji.server.ratelimit import Buckets, parse_rate
 from tests.e2e.server_helpers import ILJI, Server, append, free_port, running_server, stream_name
 
@@ -302,3 +303,27 @@ def test_buckets_are_bounded_and_idle_ones_are_forgotten() -> None:
     clock.now += 1.0  # every bucket has refilled: the same as no bucket
     buckets.take("newcomer", rate)
     assert len(buckets) == 1
+
+
+# -- token parsing (no server) ----------------------------------------------------------------
+
+
+def test_a_hashed_entry_accepts_its_token_and_not_the_hash_itself() -> None:
+    hashed, plain = _secret("hashed"), _secret("plain")
+    tokens = parse_tokens(f"{hash_token(hashed)}=write, {plain}=read")
+    assert tokens.role_of(hashed) is Role.WRITE and tokens.role_of(plain) is Role.READ
+    # The digest in the configuration is not a credential: presenting it gets nothing.
+    assert tokens.role_of(hash_token(hashed)) is None
+    assert tokens.role_of(hash_token(hashed).removeprefix("sha256:")) is None
+    shown = repr(tokens) + repr(tokens.find(hashed)) + repr(tokens.find(plain))
+    assert hashed not in shown and plain not in shown and hash_token(hashed)[7:] not in shown
+
+
+@pytest.mark.parametrize(
+    "entry", ["sha256:abc123=write", f"sha256:{'g' * 64}=read", f"sha256:{'a' * 63}=admin"]
+)
+def test_a_malformed_hash_is_refused_without_echoing_it(entry: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_tokens(f"fine-token=read,{entry}")
+    assert "entry 2" in caught.value.message and "64 hex digits" in caught.value.message
+    assert entry.split("=")[0].removeprefix("sha256:") not in caught.value.message
