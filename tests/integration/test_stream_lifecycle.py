@@ -382,3 +382,37 @@ async def test_a_follower_never_misses_a_visible_event_while_streams_are_hidden(
     assert seen == sorted(set(seen)), "the follower went back or saw an event twice"
     missed = sorted(set(final) - set(seen))
     assert not missed, f"the follower missed {len(missed)} of {len(final)} visible events"
+
+
+async def test_admin_actions_and_hidden_events_are_no_backlog_for_a_projection(
+    store: PostgresEventStore,
+) -> None:
+    """A projection of the whole log never reads $audit or hidden events: they are no lag."""
+    from ilji.projections import Projection, admin
+    from ilji.projections import sql as projection_sql
+    from ilji.projections.worker import register
+
+    class Everything(Projection):
+        name = f"everything_{uuid.uuid4().hex[:8]}"
+
+    await register(store, Everything())
+    stream = f"{category()}-1"
+    await store.append(stream, events(2))
+    async with store.pool.connection() as conn:
+        params = {"name": Everything.name, "version": 1, "partitions": 1}
+        await conn.execute(projection_sql.load("ensure_partitions"), params)
+        # As if the projection had read everything so far.
+        await conn.execute(
+            "UPDATE ilji.projection_checkpoints SET position = (SELECT max(position) FROM ilji.events)"
+            " WHERE projection = %s",
+            (Everything.name,),
+        )
+    await admin.pause(store, Everything.name)  # audited: an event in $audit
+    await store.append(stream, events(1))
+    await store.delete_stream(stream)  # hides the new event, and is audited too
+    (status,) = await admin.status(store, Everything.name)
+    assert (status.events_behind, status.lag_seconds) == (0, 0.0)
+    await store.append(f"{category()}-2", events(1))
+    (status,) = await admin.status(store, Everything.name)
+    assert status.events_behind == 1
+    assert [r["action"] for r in await audit_for(store, Everything.name)] == ["projection.pause"]

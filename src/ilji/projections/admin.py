@@ -25,12 +25,14 @@ from ilji.domain.errors import IljiError
 from ilji.domain.events import NewEvent
 from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
+from ilji.store import sql as store_sql
 from ilji.store.audit import Actor
 from ilji.store.errors import translate
 from ilji.store.postgres import Connection, PostgresEventStore
 
 _STATUS = sql.load("status")
-_LAG = sql.load("lag")
+# The store's query: it knows what a reader of the log may see (hidden events, $ streams).
+_LAG = store_sql.load("backlog")
 _REACHED = sql.load("reached")
 _PAUSE = sql.load("pause")
 _RESUME_FAILED = sql.load("resume_failed")
