@@ -1,4 +1,4 @@
-"""A projection on PostgreSQL: free seats per conference, kept by an `ilji.projections` worker."""
+"""A projection on PostgreSQL: free seats per concert, kept by an `ilji.projections` worker."""
 
 import asyncio
 import uuid
@@ -15,7 +15,7 @@ from ilji.settings import Settings, load_settings
 class SeatCounts(Projection):
     name = "seat_counts"  # [a-z][a-z0-9_]*, unique in the database
     version = 1  # raise it to rebuild (see below)
-    category = "conference"  # only streams conference-...; None: the whole log
+    category = "concert"  # only streams concert-...; None: the whole log
     types = ("SeatsAdded", "SeatsReserved")  # None: every type
 
     async def setup(self, conn: Connection, ctx: Context) -> None:
@@ -23,7 +23,7 @@ class SeatCounts(Projection):
         await conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}"  # seat_counts_v1
-                " (conference text PRIMARY KEY, free integer NOT NULL)"
+                " (concert text PRIMARY KEY, free integer NOT NULL)"
             ).format(sql.Identifier(ctx.table("seat_counts")))
         )
 
@@ -37,8 +37,8 @@ class SeatCounts(Projection):
         delta = event.data["seats"] if added else -event.data["quantity"]
         await conn.execute(
             sql.SQL(
-                "INSERT INTO {} AS s (conference, free) VALUES (%s, %s)"
-                " ON CONFLICT (conference)"  # a row already there: add to it
+                "INSERT INTO {} AS s (concert, free) VALUES (%s, %s)"
+                " ON CONFLICT (concert)"  # a row already there: add to it
                 " DO UPDATE SET free = s.free + EXCLUDED.free"
             ).format(sql.Identifier(ctx.table("seat_counts"))),
             (event.stream, delta),
@@ -51,13 +51,13 @@ class SeatCounts(Projection):
 # --8<-- [start:wait]
 async def reserve(
     store: PostgresEventStore,
-    conference: str,
+    concert: str,
     seats: int,
     expected_version: int,
 ) -> None:
     """Append a reservation; return once `seat_counts` shows it."""
     events = [NewEvent("SeatsReserved", {"quantity": seats})]
-    result = await store.append(conference, events, expected_version)
+    result = await store.append(concert, events, expected_version)
     position = result.last_position  # where the append is in the global log
     await wait_for_position(store, "seat_counts", position, timeout=5.0)
 
@@ -65,10 +65,10 @@ async def reserve(
 # --8<-- [end:wait]
 
 
-async def free_seats(store: PostgresEventStore, conference: str) -> int:
+async def free_seats(store: PostgresEventStore, concert: str) -> int:
     """Query the read model (version 1's table; see "Rebuild without downtime")."""
     async with store.pool.connection() as conn:
-        cur = await conn.execute("SELECT free FROM seat_counts_v1 WHERE conference = %s", (conference,))
+        cur = await conn.execute("SELECT free FROM seat_counts_v1 WHERE concert = %s", (concert,))
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
@@ -80,11 +80,11 @@ async def main(settings: Settings | None = None) -> None:
         worker = Worker(store, [SeatCounts()], poll_interval=0.1)
         running = asyncio.create_task(worker.run())
         try:
-            conference = f"conference-{uuid.uuid4().hex[:8]}"
-            await store.append(conference, [NewEvent("SeatsAdded", {"seats": 10})], NO_STREAM)
-            await reserve(store, conference, 3, expected_version=1)
-            print(await free_seats(store, conference))  # 7, at once: reserve() waited for the view
-            assert await free_seats(store, conference) == 7
+            concert = f"concert-{uuid.uuid4().hex[:8]}"
+            await store.append(concert, [NewEvent("SeatsAdded", {"seats": 10})], NO_STREAM)
+            await reserve(store, concert, 3, expected_version=1)
+            print(await free_seats(store, concert))  # 7, at once: reserve() waited for the view
+            assert await free_seats(store, concert) == 7
         finally:
             await worker.stop()
             await running

@@ -1,4 +1,4 @@
-"""A projection with `ilji.projections`: seats left per conference, in a table a worker keeps."""
+"""A projection with `ilji.projections`: seats left per concert, in a table a worker keeps."""
 
 import asyncio
 import uuid
@@ -21,17 +21,17 @@ from ilji.settings import Settings, load_settings
 # --8<-- [start:view]
 #: What each event does to the seats left: (the field with the number, its sign).
 CHANGES = {
-    "ConferenceCreated": ("seats", 1),
+    "ConcertScheduled": ("seats", 1),
     "SeatsReserved": ("quantity", -1),
     "ReservationCancelled": ("quantity", 1),
 }
 
 
 class SeatsLeft(Projection):
-    """Seats left per conference: a view derived only from events."""
+    """Seats left per concert: a view derived only from events."""
 
     name = "seats_left"
-    category = "conference"
+    category = "concert"
     types = tuple(CHANGES)
 
     async def setup(self, conn: Connection, ctx: Context) -> None:
@@ -39,7 +39,7 @@ class SeatsLeft(Projection):
         await conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {}"  # seats_left_v1 (v2 in a rebuild)
-                " (conference text PRIMARY KEY, seats integer NOT NULL)"
+                " (concert text PRIMARY KEY, seats integer NOT NULL)"
             ).format(table)
         )
 
@@ -53,14 +53,14 @@ class SeatsLeft(Projection):
         field, sign = CHANGES[event.type]
         await conn.execute(
             sql.SQL(
-                "INSERT INTO {} AS t VALUES (%s, %s) ON CONFLICT (conference)"
+                "INSERT INTO {} AS t VALUES (%s, %s) ON CONFLICT (concert)"
                 " DO UPDATE SET seats = t.seats + EXCLUDED.seats"
             ).format(sql.Identifier(ctx.table("seats_left"))),
             (event.stream, sign * event.data[field]),
         )
 
 
-async def seats_left(store: PostgresEventStore, conference: str) -> int:
+async def seats_left(store: PostgresEventStore, concert: str) -> int:
     """The query side: read the table of the version that serves now."""
     async with store.pool.connection() as conn:
         cur = await conn.execute(
@@ -69,8 +69,8 @@ async def seats_left(store: PostgresEventStore, conference: str) -> int:
         )
         [(version,)] = await cur.fetchall()
         table = sql.Identifier(f"seats_left_v{version}")
-        query = sql.SQL("SELECT seats FROM {} WHERE conference = %s")
-        cur = await conn.execute(query.format(table), (conference,))
+        query = sql.SQL("SELECT seats FROM {} WHERE concert = %s")
+        cur = await conn.execute(query.format(table), (concert,))
         [(seats,)] = await cur.fetchall()
     return int(seats)
 
@@ -91,18 +91,18 @@ async def main(settings: Settings | None = None) -> None:
         )
         working = asyncio.create_task(worker.run())
         try:
-            conference = f"conference-{uuid.uuid4().hex[:8]}"
-            created = NewEvent("ConferenceCreated", {"seats": 10})
-            await store.append(conference, [created], NO_STREAM)
+            concert = f"concert-{uuid.uuid4().hex[:8]}"
+            created = NewEvent("ConcertScheduled", {"seats": 10})
+            await store.append(concert, [created], NO_STREAM)
             reserved = NewEvent("SeatsReserved", {"quantity": 3})
-            await store.append(conference, [reserved], 1)
+            await store.append(concert, [reserved], 1)
             cancelled = NewEvent("ReservationCancelled", {"quantity": 1})
-            last = await store.append(conference, [cancelled], 2)
+            last = await store.append(concert, [cancelled], 2)
 
             # The view is eventually consistent: wait until it shows our append.
             await wait_for_position(store, "seats_left", last.last_position)
-            print(await seats_left(store, conference))  # 8
-            assert await seats_left(store, conference) == 8
+            print(await seats_left(store, concert))  # 8
+            assert await seats_left(store, concert) == 8
 
             # A complete rebuild: version 2 replays the log from position 0 into
             # its own table while version 1 serves; then version 2 serves.
@@ -110,7 +110,7 @@ async def main(settings: Settings | None = None) -> None:
             progress = rebuild_progress(store, "seats_left", interval=0.05)
             async for step in progress:  # until version 2 serves
                 assert step.version == rebuilding
-            assert await seats_left(store, conference) == 8  # from seats_left_v2
+            assert await seats_left(store, concert) == 8  # from seats_left_v2
         finally:
             await worker.stop()
             await working

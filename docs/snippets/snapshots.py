@@ -39,8 +39,8 @@ def evolve(seats: Seats, event: SeatsReserved) -> Seats:
 # --8<-- [start:policy]
 # A snapshot every 20 events, stored as JSON. Raise schema_version when Seats
 # changes shape: snapshots of other versions are then ignored and rebuilt.
-conference_type = AggregateType(
-    "conference",
+concert_type = AggregateType(
+    "concert",
     Decider(decide, evolve, Seats),
     events,
     SnapshotPolicy(every=20, codec=DataclassStateCodec(Seats, schema_version=1)),
@@ -52,23 +52,23 @@ conference_type = AggregateType(
 async def main(settings: Settings | None = None) -> None:
     async with open_runtime(settings or load_settings()) as runtime:
         snapshots = PostgresSnapshotStore(runtime.store.pool)  # ilji.snapshots
-        conferences = Repository(
+        concerts = Repository(
             runtime.store,
-            conference_type,
+            concert_type,
             snapshots=snapshots,
         )
-        conference = uuid.uuid4().hex[:8]
+        concert = uuid.uuid4().hex[:8]
         for _ in range(50):
-            await conferences.handle(conference, ReserveSeats(1))
+            await concerts.handle(concert, ReserveSeats(1))
 
-        loaded = await conferences.load(conference)
+        loaded = await concerts.load(concert)
         seen = (loaded.version, loaded.snapshot_version, loaded.events_folded)
         print(seen)  # (50, 40, 10): the snapshot at 40, then 10 events
         assert seen == (50, 40, 10)
 
         # A snapshot is a cache, never the source of truth: without it, the
         # fold of every event gives the same state.
-        replayed = await conferences.load(conference, use_snapshots=False)
+        replayed = await concerts.load(concert, use_snapshots=False)
         assert replayed.state == loaded.state == Seats(50)
         assert replayed.events_folded == 50
 
