@@ -75,12 +75,12 @@ def test_lifecycle_routes_and_ilji_streams_need_an_admin_token(server: Server, w
     cat = stream.split("-")[0]
     routes = [
         ("GET", f"/v1/lifecycle/streams/{stream}", None),
-        ("POST", f"/v1/lifecycle/streams/{stream}/delete", None),
-        ("POST", f"/v1/lifecycle/streams/{stream}/restore", None),
-        ("POST", f"/v1/lifecycle/streams/{stream}/truncate", {"before": 2}),
-        ("GET", f"/v1/lifecycle/categories/{cat}/retention", None),
-        ("PUT", f"/v1/lifecycle/categories/{cat}/retention", {"max_count": 1}),
-        ("DELETE", f"/v1/lifecycle/categories/{cat}/retention", None),
+        ("POST", f"/v1/lifecycle/delete/{stream}", None),
+        ("POST", f"/v1/lifecycle/restore/{stream}", None),
+        ("POST", f"/v1/lifecycle/truncate/{stream}", {"before": 2}),
+        ("GET", f"/v1/lifecycle/retention/{cat}", None),
+        ("PUT", f"/v1/lifecycle/retention/{cat}", {"max_count": 1}),
+        ("DELETE", f"/v1/lifecycle/retention/{cat}", None),
         ("GET", "/v1/streams/$audit", None),
         ("GET", "/v1/categories/$lifecycle", None),
     ]
@@ -98,7 +98,7 @@ def test_lifecycle_routes_and_ilji_streams_need_an_admin_token(server: Server, w
 
 def test_soft_delete_restore_and_truncate(admin: httpx.Client, writer: httpx.Client) -> None:
     stream = new_stream(writer)
-    deleted = admin.post(f"/v1/lifecycle/streams/{stream}/delete")
+    deleted = admin.post(f"/v1/lifecycle/delete/{stream}")
     assert deleted.status_code == 200, deleted.text
     assert deleted.json() | {"deleted_at": None} == {
         "stream": stream,
@@ -120,10 +120,10 @@ def test_soft_delete_restore_and_truncate(admin: httpx.Client, writer: httpx.Cli
     assert writer.get(f"/v1/categories/{stream.split('-')[0]}").json()["events"] == []
     assert admin.get(f"/v1/lifecycle/streams/{stream}").json()["deleted"] is True
 
-    assert admin.post(f"/v1/lifecycle/streams/{stream}/restore").json()["deleted"] is False
+    assert admin.post(f"/v1/lifecycle/restore/{stream}").json()["deleted"] is False
     assert versions(writer, stream) == [1, 2, 3]
 
-    truncated = admin.post(f"/v1/lifecycle/streams/{stream}/truncate", json={"before": 3})
+    truncated = admin.post(f"/v1/lifecycle/truncate/{stream}", json={"before": 3})
     assert truncated.json()["first_visible_version"] == 3
     response = writer.get(f"/v1/streams/{stream}")
     assert [e["version"] for e in response.json()["events"]] == [3]
@@ -149,7 +149,7 @@ def test_an_append_to_a_deleted_stream_brings_it_back_with_the_new_events(
     admin: httpx.Client, writer: httpx.Client
 ) -> None:
     stream = new_stream(writer, 2)
-    admin.post(f"/v1/lifecycle/streams/{stream}/delete")
+    admin.post(f"/v1/lifecycle/delete/{stream}")
     again = append(writer, stream, "Reopened", expected=2)
     assert again.status_code == 201, again.text
     assert again.json()["last_version"] == 3
@@ -159,8 +159,8 @@ def test_an_append_to_a_deleted_stream_brings_it_back_with_the_new_events(
 def test_bad_input_is_a_4xx_problem_and_changes_nothing(admin: httpx.Client, writer: httpx.Client) -> None:
     stream = new_stream(writer)
     cat = stream.split("-")[0]
-    truncate = f"/v1/lifecycle/streams/{stream}/truncate"
-    retention = f"/v1/lifecycle/categories/{cat}/retention"
+    truncate = f"/v1/lifecycle/truncate/{stream}"
+    retention = f"/v1/lifecycle/retention/{cat}"
     for body in ({"before": 0}, {"before": "2"}, {"before": 2.5}, {"before": None}, {}, [1]):
         problem(admin.post(truncate, json=body), 422)
     problem(admin.post(truncate, content=b"{not json", headers={"content-type": "application/json"}), 422)
@@ -169,13 +169,11 @@ def test_bad_input_is_a_4xx_problem_and_changes_nothing(admin: httpx.Client, wri
     for body in ({"max_count": 0}, {"max_age_seconds": -1}, {"max_count": "3"}, {"max_age_seconds": 10**12}):
         problem(admin.put(retention, json=body), 422)
     assert problem(admin.put(retention, json={}), 400)["errors"][0]["field"] == "retention"
-    problem(admin.put("/v1/lifecycle/categories/a-b/retention", json={"max_count": 1}), 422)
-    problem(admin.post("/v1/lifecycle/streams/$audit/delete"), 422)
-    problem(admin.get("/v1/lifecycle/categories/$audit/retention"), 400)
+    problem(admin.put("/v1/lifecycle/retention/a-b", json={"max_count": 1}), 422)
+    problem(admin.post("/v1/lifecycle/delete/$audit"), 422)
+    problem(admin.get("/v1/lifecycle/retention/$audit"), 400)
     missing = f"{cat}-missing"
-    assert problem(admin.post(f"/v1/lifecycle/streams/{missing}/delete"), 404)["type"].endswith(
-        "stream-not-found"
-    )
+    assert problem(admin.post(f"/v1/lifecycle/delete/{missing}"), 404)["type"].endswith("stream-not-found")
     problem(admin.get(f"/v1/lifecycle/streams/{missing}"), 404)
 
     assert versions(writer, stream) == [1, 2, 3]
@@ -191,7 +189,7 @@ def test_retention_per_category(admin: httpx.Client, writer: httpx.Client) -> No
     stream = new_stream(writer, 4)
     cat = stream.split("-")[0]
     assert append(writer, f"{cat}-2", "Other").status_code == 201
-    url = f"/v1/lifecycle/categories/{cat}/retention"
+    url = f"/v1/lifecycle/retention/{cat}"
     rule = admin.put(url, json={"max_count": 2, "max_age_seconds": 86_400})
     assert rule.status_code == 200, rule.text
     assert rule.json() == {"category": cat, "max_age_seconds": 86_400, "max_count": 2}
@@ -274,3 +272,11 @@ def test_ilji_streams_commands(database_url: str, admin: httpx.Client, writer: h
         ("stream.delete", "ok", "cli"),
         ("stream.truncate", "validation-error", "cli"),
     ]
+
+
+def test_names_with_slashes_are_names(admin: httpx.Client, writer: httpx.Client) -> None:
+    stream = f"{category_name()}-a/restore"
+    assert append(writer, stream, "Happened").status_code == 201
+    deleted = admin.post(f"/v1/lifecycle/delete/{stream}")
+    assert deleted.status_code == 200 and deleted.json()["stream"] == stream
+    problem(writer.get(f"/v1/streams/{stream}"), 404)

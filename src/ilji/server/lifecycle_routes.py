@@ -1,7 +1,8 @@
 """The lifecycle routes of HTTP API v1 (admin only): soft delete, restore, truncate, retention.
 
-They live under `/v1/lifecycle/` rather than beside the stream URL: a stream name may contain
-`/`, so `/v1/streams/a/restore` already means "the stream named a/restore". Each handler is
+They live under `/v1/lifecycle/`, with the action before the name, rather than beside the
+stream URL: a stream name may contain `/`, so `/v1/streams/a/restore` already means "the stream
+named a/restore", and no two of these routes may match one path either. Each handler is
 one store call; the store records every change as `$lifecycle` and `$audit` events, with the
 actor this module derives from the request (`actor_of`). The audit log itself is read like
 any stream, with an admin token: `GET /v1/streams/$audit`.
@@ -121,7 +122,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(lifecycle_json(state))
 
     @router.post(
-        "/v1/lifecycle/streams/{stream:ilji_name}/delete",
+        "/v1/lifecycle/delete/{stream:ilji_name}",
         summary="Soft-delete a stream (recoverable)",
         response_model=StreamLifecycleOut,
         dependencies=admin,
@@ -135,7 +136,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(lifecycle_json(state))
 
     @router.post(
-        "/v1/lifecycle/streams/{stream:ilji_name}/restore",
+        "/v1/lifecycle/restore/{stream:ilji_name}",
         summary="Undo a soft delete",
         response_model=StreamLifecycleOut,
         dependencies=admin,
@@ -148,7 +149,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(lifecycle_json(state))
 
     @router.post(
-        "/v1/lifecycle/streams/{stream:ilji_name}/truncate",
+        "/v1/lifecycle/truncate/{stream:ilji_name}",
         summary="Hide a stream's versions below a version",
         response_model=StreamLifecycleOut,
         dependencies=admin,
@@ -163,7 +164,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(lifecycle_json(state))
 
     @router.get(
-        "/v1/lifecycle/categories/{category:ilji_name}/retention",
+        "/v1/lifecycle/retention/{category:ilji_name}",
         summary="A category's retention rule",
         response_model=RetentionOut,
         dependencies=admin,
@@ -175,7 +176,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(_retention_json(category, await _store(request).retention(category)))
 
     @router.put(
-        "/v1/lifecycle/categories/{category:ilji_name}/retention",
+        "/v1/lifecycle/retention/{category:ilji_name}",
         summary="Set a category's retention",
         response_model=RetentionOut,
         dependencies=admin,
@@ -196,7 +197,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         return OrjsonResponse(rule.as_json())
 
     @router.delete(
-        "/v1/lifecycle/categories/{category:ilji_name}/retention",
+        "/v1/lifecycle/retention/{category:ilji_name}",
         summary="Remove a category's retention",
         response_model=RetentionOut,
         dependencies=admin,
