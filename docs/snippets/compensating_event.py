@@ -1,11 +1,12 @@
 """Undoing with a compensating event, and correcting the past by replay."""
 
 import asyncio
+from collections.abc import Sequence
 
-from ilji import ANY, MemoryEventStore, NewEvent
+from ilji import ANY, MemoryEventStore, NewEvent, RecordedEvent
 
 
-def balance(events: list) -> int:
+def balance(events: Sequence[NewEvent | RecordedEvent]) -> int:
     # CreditReleased is the compensating event of CreditReserved: it adds back what that took.
     signs = {"CreditLimitSet": 1, "CreditReserved": -1, "CreditReleased": 1}
     return sum(signs.get(event.type, 0) * event.data["amount"] for event in events)
@@ -24,7 +25,7 @@ async def main() -> None:
 
     # A retroactive correction (the limit was really 120 from the start) is replayed, not edited:
     # fold the history with the corrected first event to see what the state should have been.
-    corrected = [NewEvent("CreditLimitSet", {"amount": 120}), *events[1:]]
+    corrected: list[NewEvent | RecordedEvent] = [NewEvent("CreditLimitSet", {"amount": 120}), *events[1:]]
     assert balance(corrected) == 120
 
 

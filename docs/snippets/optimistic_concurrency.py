@@ -2,12 +2,12 @@
 
 import asyncio
 
-from ilji import NO_STREAM, MemoryEventStore, NewEvent, WrongExpectedVersion
+from ilji import NO_STREAM, MemoryEventStore, NewEvent, RecordedEvent, WrongExpectedVersion
 
 CAPACITY = 5
 
 
-def reserved_seats(events: list) -> int:
+def reserved_seats(events: list[RecordedEvent]) -> int:
     return sum(e.data["quantity"] for e in events if e.type == "SeatsReserved")
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 from ilji import ANY, NO_STREAM, MemoryEventStore, NewEvent, RecordedEvent
 
@@ -9,7 +10,7 @@ from ilji import ANY, NO_STREAM, MemoryEventStore, NewEvent, RecordedEvent
 NAMESPACE = uuid.UUID("6f1c3c52-5b8e-4a62-9a53-3a0f2d1e0b7a")
 
 
-def caused_by(trigger: RecordedEvent, event_type: str, data: dict) -> NewEvent:
+def caused_by(trigger: RecordedEvent, event_type: str, data: dict[str, Any]) -> NewEvent:
     return NewEvent(
         event_type,
         data,

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from ilji import ANY, MemoryEventStore, NewEvent
+from ilji import ANY, MemoryEventStore, NewEvent, RecordedEvent
 
 
 class CustomsGateway:
@@ -27,7 +27,7 @@ class RateGateway:
         return recorded if recorded is not None else self.live_rates[currency]
 
 
-def handle(event, customs: CustomsGateway, ports: dict[str, str]) -> None:
+def handle(event: RecordedEvent, customs: CustomsGateway, ports: dict[str, str]) -> None:
     """Domain logic: the same code runs live and during replay; only the gateway knows which."""
     if event.type == "ShipArrived":
         ports[event.stream] = event.data["port"]
@@ -35,7 +35,8 @@ def handle(event, customs: CustomsGateway, ports: dict[str, str]) -> None:
 
 
 async def main() -> None:
-    store, customs, ports = MemoryEventStore(), CustomsGateway(), {}
+    store, customs = MemoryEventStore(), CustomsGateway()
+    ports: dict[str, str] = {}
     rates = RateGateway({"USD": 1390.0})
     # Record the answer of the outside world in the event itself when it is first handled.
     fee = NewEvent("PortFeeCharged", {"usd": 100, "krw_per_usd": rates.rate(None, "USD")})

@@ -2,13 +2,14 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ilji import ANY, MemoryEventStore, NewEvent
+from ilji import ANY, MemoryEventStore, NewEvent, RecordedEvent
 
 
-def fold(events: list) -> dict:
+def fold(events: list[RecordedEvent]) -> dict[str, Any]:
     """Where a ship is and what it carries, from its events."""
-    state: dict = {"port": None, "cargo": []}
+    state: dict[str, Any] = {"port": None, "cargo": []}
     for event in events:
         if event.type == "ShipArrived":
             state["port"] = event.data["port"]
