@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         "unset serves loopback addresses only",
     )
     body_limit: int = Field(default=1024 * 1024, ge=1024, description="largest request body in bytes")
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request body may take to arrive (408 after)"
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="largest request line plus headers in bytes (431 above)"
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request line and headers may take to arrive (408 after)"
+    )
+    max_sse_connections: int = Field(
+        default=200, ge=1, description="open SSE streams per server process; more get 503 until one ends"
+    )
     db_timeout: float = Field(
         default=5.0, gt=0, description="longest a request waits for a database connection, in seconds"
     )

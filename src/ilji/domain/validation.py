@@ -9,7 +9,13 @@ from functools import lru_cache
 from typing import Any
 
 from ilji.domain.errors import ValidationError
-from ilji.domain.events import MAX_EVENTS_PER_APPEND, ExpectedVersion, NewEvent, StreamState
+from ilji.domain.events import (
+    MAX_EVENTS_PER_APPEND,
+    MAX_SAFE_POSITION,
+    ExpectedVersion,
+    NewEvent,
+    StreamState,
+)
 
 MAX_STREAM_NAME_LENGTH = 200
 MAX_TYPE_LENGTH = 200
@@ -78,7 +84,7 @@ def _known_good_type(event_type: str) -> bool:
 
 
 def validate_expected_version(expected: object) -> ExpectedVersion:
-    """Accept an int >= 0, a `StreamState`, or one of the strings 'any', 'no_stream', 'exists'."""
+    """Accept an int from 0 to MAX_SAFE_POSITION, a `StreamState`, or 'any', 'no_stream', 'exists'."""
     if isinstance(expected, StreamState):
         return expected
     if isinstance(expected, bool):
@@ -86,6 +92,9 @@ def validate_expected_version(expected: object) -> ExpectedVersion:
     if isinstance(expected, int):
         if expected < 0:
             raise ValidationError("expected_version", f"must be >= 0, got {expected}")
+        if expected > MAX_SAFE_POSITION:
+            # A version is a bigint in PostgreSQL: larger numbers would fail in the database.
+            raise ValidationError("expected_version", f"must be at most {MAX_SAFE_POSITION}")
         return expected
     if isinstance(expected, str):
         try:

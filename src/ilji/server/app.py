@@ -28,12 +28,13 @@ from ilji.domain.errors import IljiError
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.lifecycle_routes import add_lifecycle_routes
-from ilji.server.limits import BodyLimitMiddleware
+from ilji.server.limits import BodyLimitMiddleware, Utf8UrlMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.projection_routes import add_projection_routes
 from ilji.server.ratelimit import RateLimitMiddleware, rate_limits
 from ilji.server.routes import OrjsonResponse, add_routes, append_operation
+from ilji.server.sse import SseSlots
 from ilji.settings import Settings
 from ilji.store.postgres import PostgresEventStore
 
@@ -190,6 +191,7 @@ def create_app(
     app.state.tokens = tokens
     app.state.store = store
     app.state.drain = drain
+    app.state.sse_slots = SseSlots(settings.max_sse_connections)
     metrics = Metrics(lambda: app.state.store.pool if app.state.store is not None else None)
     app.state.metrics = metrics
     problems.install(app)
@@ -226,7 +228,8 @@ def create_app(
         )
 
     # The last added middleware runs first: metrics see every answer, including a 413 or 429.
-    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
+    app.add_middleware(Utf8UrlMiddleware)
     limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)

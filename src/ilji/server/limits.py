@@ -1,24 +1,61 @@
-"""The request body limit: 413 before reading more than the limit, whatever the client claims."""
+"""Bounds on what one request or connection may cost the server, whatever the client sends.
+
+- The request body: refused with 413 before more than the limit is read, and with 408 when
+  it does not arrive within its time (a body trickled a byte at a time would otherwise hold
+  a request open for ever).
+- The request head (request line and headers): uvicorn's httptools protocol keeps every
+  header in memory and waits for the end of the head without a deadline, so one client
+  trickling headers, or sending megabytes of them, holds memory and a connection for as long
+  as it likes. `GuardedHttpToolsProtocol` answers 431 past a size and 408 past a time.
+- The URL: a path or query whose percent-escapes do not decode as UTF-8 is refused with 400
+  instead of being silently read with replacement characters (a stream name the client did
+  not send).
+
+Every refusal is a problem+json answer, and the connection is closed after it: the rest of
+what the client sends is not worth reading.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from ilji.server.problems import problem
 
+log = logging.getLogger("ilji.server")
+
+#: Defaults for the request head when the protocol runs without Ilji's settings.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+_CLOSE = {"Connection": "close"}
+
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over `limit` bytes with 413 problem+json.
+    """Refuse request bodies over `limit` bytes (413), or slower than `timeout` seconds (408).
 
     A `Content-Length` over the limit is refused before any of the body is read. A chunked
     body (or one that lies about its length) is counted as it arrives and refused as soon as
     it passes the limit, so at most `limit` bytes plus one chunk are ever held in memory.
+    The time runs from the start of the request until the body's last chunk; once the body
+    is complete (always at once for a GET), waiting for the client is not limited, so an SSE
+    response can still watch for the client going away.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,24 +68,179 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.limit:
-                    response = problem(413, self._detail())
+                    response = problem(413, self._detail(), headers=_CLOSE)
                     await response(scope, receive, send)
                     return
                 break
         received = 0
+        complete = False
+        deadline = time.monotonic() + self.timeout if self.timeout is not None else None
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete or deadline is None:
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+                except TimeoutError:
+                    # FastAPI re-raises HTTPException from body reading; the app's handler
+                    # turns it into a problem body.
+                    raise HTTPException(
+                        408, f"the request body did not arrive within {self.timeout:g} seconds", _CLOSE
+                    ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.limit:
-                    # FastAPI re-raises HTTPException from body reading; the app's handler
-                    # turns it into the same problem body as above.
-                    raise HTTPException(413, self._detail())
+                    raise HTTPException(413, self._detail(), _CLOSE)
             return message
 
         await self.app(scope, counting_receive, send)
 
     def _detail(self) -> str:
         return f"the request body is larger than the limit of {self.limit} bytes"
+
+
+class Utf8UrlMiddleware:
+    """Refuse (400) a URL whose path or query does not decode as UTF-8 after percent-decoding.
+
+    The ASGI server decodes `%FF` to U+FFFD, so `/v1/streams/a-%FF` would otherwise append to
+    a stream named `a-\\ufffd`: stored under a name the client never sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for part, raw in (
+                ("path", scope.get("raw_path") or b""),
+                ("query", scope.get("query_string", b"")),
+            ):
+                if b"%" not in raw:
+                    continue
+                try:
+                    unquote_to_bytes(raw).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    detail = f"the URL {part} is not UTF-8 after percent-decoding (byte {exc.start})"
+                    await problem(400, detail, code="invalid-url")(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request that was answered already."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a size and a time limit on each request's head.
+
+    `ilji serve` names it as uvicorn's `http` protocol. The limits come from the settings of
+    the app factory uvicorn runs (`max_header_bytes`, `header_timeout`). The time runs from
+    the connection's opening, or a kept-alive connection's next request, to the end of the
+    headers; a connection that sent nothing of a request is closed without an answer, as
+    uvicorn's keep-alive timeout does; one that sent part of a head gets a 408.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        settings = getattr(config.app, "settings", None)
+        self.max_head = int(getattr(settings, "max_header_bytes", DEFAULT_MAX_HEADER_BYTES))
+        self.head_timeout = float(getattr(settings, "header_timeout", DEFAULT_HEADER_TIMEOUT))
+        self._head_bytes = 0
+        self._in_head = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the clock for the first request's head."""
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the clock."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Ignore whatever follows a refusal (the connection is closing)."""
+        if not self._refused:
+            super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        """A request starts: count its head from zero, on the clock."""
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._in_head = True
+        if self._head_timer is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        """Count the request line's URL (it may come in several pieces)."""
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """Count a header."""
+        self._count(len(name) + len(value))
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        """The head is complete: stop the clock, hand the request to the app."""
+        self._in_head = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that is not HTTP: a problem+json 400 (uvicorn's is plain text)."""
+        if not self._refused:
+            self._refuse(400, "the request is not valid HTTP/1.1", "invalid-http")
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_head:
+            self._refuse(431, f"the request line and headers are larger than {self.max_head} bytes")
+            raise _Refused  # stops the parser; uvicorn's parser-error branch then does nothing
+
+    def _arm(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request is still being answered: writing now would corrupt that
+            # response. Look again later.
+            self._arm()
+            return
+        if not self._in_head:
+            self.transport.close()  # nothing of a request arrived: an idle connection
+            return
+        self._refuse(408, f"the request line and headers did not arrive within {self.head_timeout:g} seconds")
+
+    def _refuse(self, status: int, detail: str, code: str | None = None) -> None:
+        self._refused = True
+        self._disarm()
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "?"
+        log.warning("request refused", extra={"status": status, "detail": detail, "client": client})
+        response = problem(status, detail, code=code)
+        head = (
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+            f"content-type: {response.media_type}\r\ncontent-length: {len(response.body)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode("latin-1") + bytes(response.body))
+        self.transport.close()

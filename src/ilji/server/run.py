@@ -92,7 +92,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a size and a time limit on request heads (see ilji.server.limits).
+        http="ilji.server.limits:GuardedHttpToolsProtocol",
         lifespan="on",
         log_config=None,  # keep Ilji's handlers: one format (console or JSON) for every log line
         access_log=False,  # the app logs requests itself, by route template and without queries

@@ -5,6 +5,12 @@ bounded queue, and the response body that takes them out and writes them to the 
 When a client reads slowly, the socket's buffer fills, the body waits, the queue fills and
 the producer waits too: that client falls behind (and catches up from the database later)
 but holds no more than the queue in memory and never slows down any other connection.
+
+Open streams are capped per process (`SseSlots`, ILJI_MAX_SSE_CONNECTIONS). Each stream
+costs memory, a task, and a database read whenever new events are announced, so a few
+hundred idle clients would otherwise turn every append into hundreds of queries. Past the
+cap a request gets 503 with `Retry-After`: the server is at capacity, which is what 503
+means (429 would blame the client, yet the cap counts everybody's streams).
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from typing import Any
 
 import orjson
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ilji.domain.errors import IljiError, StoreUnavailable, ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION, RecordedEvent, category_of
 from ilji.domain.validation import validate_category
 from ilji.server.metrics import Metrics
 from ilji.server.models import event_json
+from ilji.server.problems import problem
 from ilji.store.postgres import PostgresEventStore
 
 log = logging.getLogger("ilji.server.sse")
@@ -37,6 +45,54 @@ _MAX_BATCH = 64
 _POLL_INTERVAL = 1.0
 
 _END = object()
+
+
+class SseSlots:
+    """How many SSE streams this process serves at most, and how many are open."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def take(self) -> bool:
+        """Take a slot if one is free (one event loop: no lock needed)."""
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a slot when a stream ends."""
+        self.open -= 1
+
+
+class _SlottedStream(StreamingResponse):
+    """A stream that holds a slot while it is sent, or a 503 problem when none is free.
+
+    The slot is taken when the response is sent, not when it is built, so that it is always
+    given back: in `__call__`'s `finally`, however the stream ends.
+    """
+
+    def __init__(self, slots: SseSlots, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the stream, or 503 when the process serves as many streams as it may."""
+        if not self.slots.take():
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            refusal = problem(
+                503,
+                f"this server already serves {self.slots.limit} event streams; retry later",
+                code="too-many-streams",
+                headers={"Retry-After": "5"},
+            )
+            await refusal(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slots.give_back()
 
 
 def wants_sse(accept: str | None) -> bool:
@@ -137,6 +193,7 @@ def sse_response(
     heartbeat: float,
     queue_size: int,
     draining: asyncio.Event,
+    slots: SseSlots,
 ) -> StreamingResponse:
     """A streaming response that sends `source`'s events, heartbeats while idle, until drained."""
 
@@ -194,7 +251,8 @@ def sse_response(
             with contextlib.suppress(asyncio.CancelledError):
                 await drained
 
-    return StreamingResponse(
+    return _SlottedStream(
+        slots,
         body(),
         media_type=SSE_MEDIA_TYPE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
