@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ilji.app import AggregateType, DataclassStateCodec, EventRegistry, Repository, SnapshotPolicy
+from ilji.app.views import DomainView
 from ilji.domain.decider import CommandRejected, Decider
 from ilji.store.port import EventStore
 from ilji.store.snapshots import SnapshotStore
@@ -213,6 +214,22 @@ conference_type: AggregateType[ConferenceCommand, ConferenceEvent, Conference] =
     events,
     SnapshotPolicy(every=50, codec=DataclassStateCodec(Conference, schema_version=1)),
 )
+
+
+def _show(state: Conference) -> dict[str, Any]:
+    # The console's time travel shows this: the stored fields and the seats they leave.
+    return {
+        "name": state.name,
+        "seats": state.seats,
+        "reserved": state.reserved,
+        "available": state.available,
+        "reservations": state.reservations,
+        "cancelled": sorted(state.cancelled),
+    }
+
+
+#: How the console shows a conference stream version by version (`ilji serve --example conference`).
+views = [DomainView(conference_type, describe=_show, title="Conference")]
 
 
 def repository(

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ilji.app import AggregateType, DataclassStateCodec, EventRegistry, Repository, SnapshotPolicy
+from ilji.app.views import DomainView
 from ilji.domain.decider import CommandRejected, Decider
 from ilji.store.port import EventStore
 from ilji.store.snapshots import SnapshotStore
@@ -245,6 +246,24 @@ customer_decider: Decider[CustomerCommand, CustomerEvent, Customer] = Decider(
 customer_type: AggregateType[CustomerCommand, CustomerEvent, Customer] = AggregateType(
     "customer", customer_decider, events, SnapshotPolicy(every=50, codec=DataclassStateCodec(Customer))
 )
+
+
+def _show_customer(state: Customer) -> dict[str, Any]:
+    # The console's time travel shows the credit left beside the stored fields.
+    return {
+        "name": state.name,
+        "credit_limit": state.credit_limit,
+        "available": state.available,
+        "reserved": state.reserved,
+        "refused": sorted(state.refused),
+    }
+
+
+#: How the console shows order and customer streams version by version (`ilji serve --example orders`).
+views = [
+    DomainView(order_type, title="Order"),
+    DomainView(customer_type, describe=_show_customer, title="Customer"),
+]
 
 
 def order_repository(

@@ -30,6 +30,7 @@ from ilji.app import (
     aggregate_decider,
 )
 from ilji.app.aggregate import AggregateCommand
+from ilji.app.views import DomainView
 from ilji.domain.decider import CommandRejected
 from ilji.store.port import EventStore
 from ilji.store.snapshots import SnapshotStore
@@ -295,6 +296,9 @@ decider = aggregate_decider(Ship)
 ship_type: AggregateType[AggregateCommand[Ship], Any, Ship] = AggregateType(
     "ship", decider, events, SnapshotPolicy(every=100, codec=DataclassStateCodec(Ship, schema_version=1))
 )
+
+#: How the console shows a ship stream version by version (`ilji serve --example ships`).
+views = [DomainView(ship_type, title="Ship")]
 
 
 def repository(
