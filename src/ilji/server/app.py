@@ -23,10 +23,12 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
 import ilji
+from ilji.app.views import DomainViews
 from ilji.bootstrap import open_runtime
 from ilji.domain.errors import IljiError
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
+from ilji.server.console_routes import add_console_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
 from ilji.server.limits import BodyLimitMiddleware, Utf8UrlMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
@@ -79,6 +81,7 @@ def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ..
 
     Their routers are built on the open store, so they are added when the app starts, before
     it answers any request. Writing routes need a write token, like the API's own appends.
+    Their domain views (the console's time travel) are registered in `app.state.views`.
     """
     if not names:
         return
@@ -90,6 +93,9 @@ def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ..
             module.router(store, PostgresSnapshotStore(store.pool)),
             dependencies=[Depends(require(Role.WRITE))],
         )
+        domain = importlib.import_module(f"examples.{name}.domain")
+        for view in getattr(domain, "views", ()):
+            app.state.views.register(view)
         log.info("example routes mounted", extra={"example": name})
     app.openapi_schema = None  # regenerate the document with the new routes
 
@@ -147,8 +153,12 @@ def create_app(
     store: PostgresEventStore | None = None,
     drain: Drain | None = None,
     drain_on_signals: bool = False,
+    views: DomainViews | None = None,
 ) -> FastAPI:
     """Build the server app. With `store`, serve it (the caller closes it); otherwise open one.
+
+    `views` are the domain views the console's time travel shows (the examples' are added
+    by `settings.examples`).
 
     `drain_on_signals` (for `ilji serve`) starts draining on SIGTERM/SIGINT, before uvicorn
     waits for open connections: SSE streams would otherwise keep it waiting until its timeout.
@@ -192,12 +202,14 @@ def create_app(
     app.state.store = store
     app.state.drain = drain
     app.state.sse_slots = SseSlots(settings.max_sse_connections)
+    app.state.views = views if views is not None else DomainViews()
     metrics = Metrics(lambda: app.state.store.pool if app.state.store is not None else None)
     app.state.metrics = metrics
     problems.install(app)
     add_routes(app, auth=tokens.enabled)
     add_projection_routes(app, auth=tokens.enabled)
     add_lifecycle_routes(app, auth=tokens.enabled)
+    add_console_routes(app, auth=tokens.enabled)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

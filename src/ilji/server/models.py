@@ -31,6 +31,8 @@ WRITABLE_STREAM_PATTERN = f"^[^${_FORBIDDEN}][^{_FORBIDDEN}]*$"
 """A stream name an append may use: `$` names are reserved for Ilji."""
 CATEGORY_PATTERN = f"^[^{_FORBIDDEN}-]+$"
 """A category name: a stream name without `-`."""
+PREFIX_PATTERN = f"^[^{_FORBIDDEN}]*$"
+"""The start of a stream name (empty: any name), as the stream listing takes it."""
 
 
 def _integral_float(value: Any) -> Any:

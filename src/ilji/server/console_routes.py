@@ -1,0 +1,486 @@
+"""The web console at /console, and the JSON routes it reads besides the API's own.
+
+The console is plain HTML, CSS and JavaScript modules in `ilji/server/console/`, shipped inside
+the package and served from memory: no build step, no CDN, nothing fetched from elsewhere, so
+it works from an installed wheel and behind a firewall alike. Its files hold no data and are
+served without a token; every data call it makes goes through the API and its auth.
+
+The JSON routes (read role):
+
+- `GET /v1/streams`: streams by name prefix and category, a page at a time (`ilji.store.catalog`);
+- `GET /v1/stats`: event and stream counts and a chart of recent appends, bounded in cost;
+- `GET /v1/views`: the registered domain views (`ilji.app.views`);
+- `GET /v1/states/{stream}`: a stream of a registered domain, folded version by version;
+- `GET /v1/whoami`: whether tokens are on and what the presented token may do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from starlette.responses import RedirectResponse, Response
+
+from ilji.app.views import MAX_STATES_LIMIT, Change, DomainViews, StateHistory, state_history
+from ilji.domain.errors import StreamNotFound
+from ilji.domain.events import MAX_SAFE_POSITION
+from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
+from ilji.server.auth import Role, Tokens, bearer_token, require
+from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
+from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from ilji.server.routes import OrjsonResponse, StreamName
+from ilji.store.catalog import MAX_LIST_LIMIT, Catalog, StoreStats, StreamListing
+from ilji.store.postgres import PostgresEventStore
+
+# -- the console's files -------------------------------------------------------------------------
+
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+#: Sent with every console file: only this server's own scripts, styles and API, no framing.
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    # Revalidate every time (the ETag makes that a 304): an upgraded server never runs with
+    # yesterday's scripts.
+    "Cache-Control": "no-cache",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Asset:
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def _load_assets() -> dict[str, _Asset]:
+    """Every console file by name, read once (the folder is flat: no path ever reaches the disk)."""
+    folder = resources.files("ilji.server").joinpath("console")
+    assets: dict[str, _Asset] = {}
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1] if "." in entry.name else ""
+        if not entry.is_file() or suffix not in _MEDIA_TYPES:
+            continue
+        body = entry.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        assets[entry.name] = _Asset(body, _MEDIA_TYPES[suffix], etag)
+    return assets
+
+
+ASSETS = _load_assets()
+
+
+def _serve(request: Request, name: str) -> Response:
+    asset = ASSETS.get(name)
+    if asset is None:
+        raise HTTPException(404, detail="no such console file")
+    headers = {**_SECURITY_HEADERS, "ETag": asset.etag}
+    if asset.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+
+# -- response models (for the OpenAPI document; the handlers build plain dicts) --------------------
+
+
+class StreamSummaryOut(BaseModel):
+    """A stream and its newest event."""
+
+    stream: str
+    version: int = Field(description="the stream's version (its number of events)")
+    last_position: int = Field(description="the global position of its newest event")
+    last_recorded_at: str = Field(description="when its newest event was recorded (RFC 3339, UTC)")
+
+
+class StreamList(BaseModel):
+    """A page of streams in name order: pass `next` as `after` for the next page."""
+
+    streams: list[StreamSummaryOut]
+    next: str | None = Field(description="the cursor of the next page (null: no more)")
+
+
+class AppendBucketOut(BaseModel):
+    """Events recorded from `start` for `bucket_seconds`."""
+
+    start: str = Field(description="RFC 3339, UTC")
+    events: int
+
+
+class StatsOut(BaseModel):
+    """Counts and recent appends. Past their caps, counts are estimates (`*_exact`: false)."""
+
+    events: int
+    events_exact: bool
+    streams: int
+    streams_exact: bool
+    last_position: int = Field(description="the newest event's global position (0: none)")
+    last_recorded_at: str | None = Field(description="when the newest event was recorded")
+    follow_from: int = Field(description="a position to follow the log from (SSE `after`) to see new events")
+    window_minutes: int
+    bucket_seconds: int
+    complete_since: str = Field(
+        description="buckets before this time are partial (only recent events are read)"
+    )
+    events_last_minute: int
+    appends_per_second: float = Field(description="events recorded per second over the last minute")
+    buckets: list[AppendBucketOut]
+
+
+class ViewOut(BaseModel):
+    """A registered domain view: the streams of `category` can be shown version by version."""
+
+    category: str
+    title: str
+    state_type: str
+    event_types: list[str]
+
+
+class ViewList(BaseModel):
+    """Every registered domain view."""
+
+    views: list[ViewOut]
+
+
+class ChangeOut(BaseModel):
+    """What one event changed in the state, at `path` (object keys and array indexes)."""
+
+    path: list[str | int]
+    kind: Literal["added", "removed", "changed"]
+    before: Any = Field(default=None, description="the value before (removed, changed)")
+    after: Any = Field(default=None, description="the value after (added, changed)")
+
+
+class StateOut(BaseModel):
+    """One version: its event, the state right after it, and what the event changed."""
+
+    event: EventOut
+    state: dict[str, Any]
+    changes: list[ChangeOut]
+    error: str | None = Field(description="why the event could not be applied (the state did not change)")
+
+
+class StateHistoryOut(BaseModel):
+    """A page of a stream's versions folded by its domain view."""
+
+    stream: str
+    category: str
+    title: str
+    state_type: str
+    version: int = Field(description="the stream's current version")
+    from_version: int
+    before: dict[str, Any] = Field(description="the state before `from_version` (the initial state for 1)")
+    states: list[StateOut]
+    next: int | None = Field(description="`from_version` of the next page (null: no more)")
+
+
+class WhoAmI(BaseModel):
+    """Whether the server checks tokens, and what the presented one may do."""
+
+    auth: bool = Field(description="true when the server has tokens configured")
+    role: Literal["read", "write", "admin"] = Field(description="admin when auth is off")
+
+
+# -- JSON conversions ----------------------------------------------------------------------------
+
+
+def _utc(value: datetime) -> str:
+    # The session's time zone decides psycopg's offset; the API promises UTC.
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def listing_json(listing: StreamListing) -> dict[str, Any]:
+    """A stream listing as the JSON object of `GET /v1/streams`."""
+    return {
+        "streams": [
+            {
+                "stream": s.stream,
+                "version": s.version,
+                "last_position": s.last_position,
+                "last_recorded_at": _utc(s.last_recorded_at),
+            }
+            for s in listing.streams
+        ],
+        "next": listing.next,
+    }
+
+
+def stats_json(stats: StoreStats, window_minutes: int) -> dict[str, Any]:
+    """Store statistics as the JSON object of `GET /v1/stats`."""
+    return {
+        "events": stats.events,
+        "events_exact": stats.events_exact,
+        "streams": stats.streams,
+        "streams_exact": stats.streams_exact,
+        "last_position": stats.last_position,
+        "last_recorded_at": _utc(stats.last_recorded_at) if stats.last_recorded_at else None,
+        "follow_from": stats.follow_from,
+        "window_minutes": window_minutes,
+        "bucket_seconds": stats.bucket_seconds,
+        "complete_since": _utc(stats.complete_since),
+        "events_last_minute": stats.events_last_minute,
+        "appends_per_second": round(stats.events_last_minute / 60, 3),
+        "buckets": [{"start": _utc(b.start), "events": b.events} for b in stats.buckets],
+    }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    return {"path": list(change.path), "kind": change.kind, "before": change.before, "after": change.after}
+
+
+def history_json(history: StateHistory, from_version: int, limit: int) -> dict[str, Any]:
+    """A page of folded states as the JSON object of `GET /v1/states/{stream}`."""
+    view = history.view
+    last = history.steps[-1].event.version if history.steps else from_version - 1
+    return {
+        "stream": history.stream,
+        "category": view.category,
+        "title": view.title or view.state_type,
+        "state_type": view.state_type,
+        "version": history.version,
+        "from_version": from_version,
+        "before": history.before,
+        "states": [
+            {
+                "event": event_json(step.event),
+                "state": step.state,
+                "changes": [_change_json(c) for c in step.changes],
+                "error": step.error,
+            }
+            for step in history.steps
+        ],
+        "next": last + 1 if len(history.steps) == limit and last < history.version else None,
+    }
+
+
+# -- routes --------------------------------------------------------------------------------------
+
+_DESCRIPTIONS = {
+    400: "Invalid input (a stream, category or prefix).",
+    401: "A missing or unknown bearer token.",
+    403: "The token's role does not allow this route ($ streams need an admin token).",
+    404: "The stream has no events, or no domain view is registered for its category.",
+    422: "The request does not match the schema (wrong types, values out of range).",
+    503: "The database is unavailable or not migrated; retry later.",
+}
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+        }
+        for code in codes
+    }
+
+
+NamePrefix = Annotated[
+    str,
+    Query(
+        max_length=MAX_STREAM_NAME_LENGTH,
+        pattern=PREFIX_PATTERN,
+        description="list streams whose names start with this (empty: all)",
+    ),
+]
+Cursor = Annotated[
+    str,
+    Query(
+        max_length=MAX_STREAM_NAME_LENGTH,
+        pattern=PREFIX_PATTERN,
+        description="the `next` of the previous page: list names after this one",
+    ),
+]
+CategoryFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_STREAM_NAME_LENGTH,
+        pattern=CATEGORY_PATTERN,
+        description="only streams of this category (named `category` or `category-...`)",
+    ),
+]
+
+
+def _catalog(request: Request) -> Catalog:
+    store: PostgresEventStore = request.app.state.store
+    catalog: Catalog | None = getattr(request.app.state, "catalog", None)
+    if catalog is None or catalog.store is not store:
+        catalog = request.app.state.catalog = Catalog(store)
+    return catalog
+
+
+def _role(request: Request) -> Role | None:
+    """The presented token's role (admin when tokens are off; None for no or an unknown token)."""
+    tokens: Tokens = request.app.state.tokens
+    if not tokens.enabled:
+        return Role.ADMIN
+    presented = bearer_token(request)
+    return tokens.role_of(presented) if presented is not None else None
+
+
+def add_console_routes(app: FastAPI, auth: bool) -> None:
+    """Add /console and the JSON routes it reads; `auth` adds the 401/403 answers to the documentation."""
+    router = app.router
+    auth_codes = (401, 403) if auth else ()
+    read = [Depends(require(Role.READ))]
+    check_admin = require(Role.ADMIN)
+
+    @router.get("/console", include_in_schema=False)
+    async def console_root() -> Response:
+        # Relative, so it also works under a path prefix: the modules load from "./...".
+        return RedirectResponse("console/", status_code=307)
+
+    @router.get("/console/", include_in_schema=False)
+    async def console_index(request: Request) -> Response:
+        return _serve(request, "index.html")
+
+    @router.get("/console/{asset}", include_in_schema=False)
+    async def console_asset(request: Request, asset: str) -> Response:
+        return _serve(request, asset)
+
+    @router.get(
+        "/v1/streams",
+        summary="List streams by name prefix and category",
+        response_model=StreamList,
+        dependencies=read,
+        responses=_problems(400, *auth_codes, 422, 503),
+        tags=["streams"],
+    )
+    async def list_streams(
+        request: Request,
+        prefix: NamePrefix = "",
+        category: CategoryFilter = None,
+        after: Cursor = "",
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="streams to return, 1..1000")] = 50,
+    ) -> Response:
+        """Streams in name order, each with its version and newest event, a page at a time.
+
+        Walks the (stream, version) index one stream at a time, so a page costs about the same
+        however many events the streams hold. Ilji's own streams (names starting with $, like
+        $audit) are listed for admin tokens only; asking for them by prefix or category needs one.
+        """
+        if prefix.startswith("$") or (category or "").startswith("$"):
+            await check_admin(request)
+        listing = await _catalog(request).list_streams(
+            prefix=prefix,
+            category=category,
+            after=after,
+            limit=limit,
+            include_system=_role(request) == Role.ADMIN,
+        )
+        return OrjsonResponse(listing_json(listing))
+
+    @router.get(
+        "/v1/stats",
+        summary="Event and stream counts, and appends over time",
+        response_model=StatsOut,
+        dependencies=read,
+        responses=_problems(*auth_codes, 422, 503),
+        tags=["log"],
+    )
+    async def stats(
+        request: Request,
+        minutes: Annotated[
+            int, Query(ge=5, le=1440, description="the chart's window: 60 buckets of `minutes` seconds")
+        ] = 60,
+    ) -> Response:
+        """Counts (exact up to a cap, estimates past it) and events recorded per bucket recently."""
+        found = await _catalog(request).stats(window_minutes=minutes)
+        return OrjsonResponse(stats_json(found, minutes))
+
+    @router.get(
+        "/v1/views",
+        summary="Domain views: the categories whose streams can be shown version by version",
+        response_model=ViewList,
+        dependencies=read,
+        responses=_problems(*auth_codes),
+        tags=["streams"],
+    )
+    async def views(request: Request) -> Response:
+        """The registered domain views (`ilji serve --example NAME` registers the example domains')."""
+        registered: DomainViews = request.app.state.views
+        return OrjsonResponse(
+            {
+                "views": [
+                    {
+                        "category": v.category,
+                        "title": v.title or v.state_type,
+                        "state_type": v.state_type,
+                        "event_types": v.event_types(),
+                    }
+                    for v in registered
+                ]
+            }
+        )
+
+    @router.get(
+        "/v1/states/{stream:ilji_name}",
+        summary="Time travel: a stream's state after each of its events",
+        response_model=StateHistoryOut,
+        dependencies=read,
+        responses=_problems(400, *auth_codes, 404, 422, 503),
+        tags=["streams"],
+    )
+    async def states(
+        request: Request,
+        stream: StreamName,
+        from_version: Annotated[
+            int, Query(ge=1, le=MAX_SAFE_POSITION, description="the first version to show")
+        ] = 1,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_STATES_LIMIT, description=f"versions to return, 1..{MAX_STATES_LIMIT}")
+        ] = 50,
+    ) -> Response:
+        """For a stream of a registered domain view: each event, the folded state after it, and the changes.
+
+        The stream is folded from its first event by the domain's own `evolve` (upcasters
+        included); an event that cannot be applied is listed with its `error`.
+        """
+        validate_stream_name(stream, allow_system=True)
+        if stream.startswith("$"):
+            await check_admin(request)
+        registered: DomainViews = request.app.state.views
+        view = registered.for_stream(stream)
+        if view is None:
+            raise HTTPException(
+                404,
+                detail={
+                    "code": "no-domain-view",
+                    "message": f"no domain view is registered for the category of {stream!r}",
+                },
+            )
+        store: PostgresEventStore = request.app.state.store
+        history = await state_history(store, view, stream, from_version=from_version, limit=limit)
+        if history.version == 0:
+            raise StreamNotFound(stream)
+        return OrjsonResponse(history_json(history, from_version, limit))
+
+    @router.get(
+        "/v1/whoami",
+        summary="Whether tokens are on, and the presented token's role",
+        response_model=WhoAmI,
+        dependencies=read,
+        responses=_problems(*auth_codes),
+        tags=["operations"],
+    )
+    async def whoami(request: Request) -> Response:
+        """The console asks this first: a 401 means it must ask for a token."""
+        role = _role(request)
+        assert role is not None  # the dependency let the request through
+        return OrjsonResponse({"auth": request.app.state.tokens.enabled, "role": role.name.lower()})
