@@ -28,6 +28,8 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	# The guide's snippets are separate scripts (each with its own `main`), checked on their own.
+	cd docs/snippets && ../../$(BIN)/mypy --strict --cache-dir ../../.mypy_cache *.py
 
 test: system-deps lint typecheck deploy-tools
 	$(BIN)/pytest -q
