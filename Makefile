@@ -26,9 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples docs/snippets deploy/sim
 	$(BIN)/lint-imports
 
+# The guide's snippets are separate scripts (each with its own `main`), checked on their own.
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	# The guide's snippets are separate scripts (each with its own `main`), checked on their own.
 	cd docs/snippets && ../../$(BIN)/mypy --strict --cache-dir ../../.mypy_cache *.py
 
 test: system-deps lint typecheck deploy-tools
