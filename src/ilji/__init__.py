@@ -3,6 +3,7 @@
 The public API is what `__all__` lists; everything else may change between versions.
 """
 
+from ilji.bootstrap import connect
 from ilji.domain.errors import (
     AppendOnlyViolation,
     ConflictError,
@@ -52,4 +53,5 @@ __all__ = [
     "ValidationError",
     "WrongExpectedVersion",
     "__version__",
+    "connect",
 ]

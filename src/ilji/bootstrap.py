@@ -65,3 +65,15 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> As
     finally:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+
+@asynccontextmanager
+async def connect(settings: Settings | None = None) -> AsyncIterator[PostgresEventStore]:
+    """An open, migrated store for scripts and notebooks: `async with ilji.connect() as store`.
+
+    The settings come from the `ILJI_*` environment variables unless given: `ILJI_DATABASE_URL`
+    when set, otherwise the embedded PostgreSQL in `ILJI_DATA_DIR`, started here or shared
+    with an `ilji serve` already running on that directory.
+    """
+    async with open_runtime(settings or Settings()) as runtime:
+        yield runtime.store

@@ -41,3 +41,22 @@ def test_every_python_block_of_the_readme_runs(database_url: str, tmp_path: Path
             return [(e.version, e.type) for e in await store.read_stream("order-1")]
 
     assert asyncio.run(stored()) == [(1, "OrderPlaced")]
+
+
+def test_the_library_example_runs_on_the_embedded_default_too(tmp_path: Path) -> None:
+    # Without ILJI_DATABASE_URL the example starts (or shares) the embedded PostgreSQL, as after
+    # the README's `make run`: no database needs to be set up first.
+    env = {key: value for key, value in os.environ.items() if key != "ILJI_DATABASE_URL"}
+    env["ILJI_DATA_DIR"] = str(tmp_path / "data")
+    script = tmp_path / "readme_library.py"
+    script.write_text(readme_blocks()[-1], encoding="utf-8")
+    for run in (1, 2):  # the second run finds the stream already there: a conflict, not a crash
+        result = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        if run == 1:
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines() == ["1 OrderPlaced {'total': 12}"]
+        else:
+            assert result.returncode != 0
+            assert "WrongExpectedVersion" in result.stderr

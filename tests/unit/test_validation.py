@@ -132,6 +132,7 @@ def test_public_api_is_curated() -> None:
             "ValidationError",
             "WrongExpectedVersion",
             "__version__",
+            "connect",
         ]
     )
     for name in ilji.__all__:
