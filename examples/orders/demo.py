@@ -25,7 +25,8 @@ async def run_demo(store: EventStore, print_fn: Callable[[str], None] = print) -
     orders, customers = order_repository(store), customer_repository(store)
     customer_id, first, second = f"ann-{run}", f"o1-{run}", f"o2-{run}"
     checkpoints = StreamCheckpointStore(store)
-    process = runner(store, checkpoints)
+    credit = OrderCreditProcess(store)
+    process = runner(store, checkpoints, credit)
 
     say("Orders and customer credit — microservices.io's Event Sourcing pattern example")
     say("")
@@ -49,6 +50,9 @@ async def run_demo(store: EventStore, print_fn: Callable[[str], None] = print) -
     rounds = 0
     while await process.catch_up():
         rounds += 1  # each round reacts to the events the previous round caused
+    if credit.set_aside:
+        count = len(credit.set_aside)
+        say(f"   ({count} OrderPlaced event(s) written by someone else, without a customer, set aside)")
     for order_id in (first, second):
         state = (await orders.load(order_id)).state
         extra = f" ({state.reason})" if state.reason else ""

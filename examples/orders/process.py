@@ -8,6 +8,8 @@ checkpoint moved) appends nothing the second time.
 
 from __future__ import annotations
 
+import logging
+
 from examples.orders.domain import (
     ApproveOrder,
     CreditLimitExceeded,
@@ -21,8 +23,11 @@ from examples.orders.domain import (
     order_repository,
 )
 from ilji.app import CheckpointStore, CommandContext, ProjectionRunner
+from ilji.app.errors import EventSchemaError
 from ilji.domain.events import RecordedEvent
 from ilji.store.port import EventStore
+
+log = logging.getLogger("examples.orders.process")
 
 
 class OrderCreditProcess:
@@ -35,11 +40,27 @@ class OrderCreditProcess:
         self.orders = order_repository(store, max_retries=20)
         self.customers = customer_repository(store, max_retries=20)
         self.handled = 0
+        self.set_aside: list[str] = []
+
+    def _decode(self, event: RecordedEvent) -> object | None:
+        """The typed event, or None for one this domain cannot read.
+
+        Anyone may append an `OrderPlaced` to the log (the README's first example does, with no
+        customer). Such an event is not an order of this domain: it is logged and set aside
+        instead of stopping every order behind it. Under `ilji worker` a failing event is parked
+        for a later replay instead.
+        """
+        try:
+            return events.decode(event)
+        except EventSchemaError as exc:
+            log.warning("event set aside", extra={"event_id": str(event.id), "reason": str(exc)})
+            self.set_aside.append(str(event.id))
+            return None
 
     async def handle(self, event: RecordedEvent) -> None:
         """React to one event with at most one command; a repeat sends a command that does nothing."""
         context = CommandContext.caused_by(event, user="orders-credit-process")
-        typed = events.decode(event)
+        typed = self._decode(event)
         match typed:
             case OrderPlaced(customer_id, total):
                 order_id = event.stream.split("-", 1)[1]
@@ -57,7 +78,9 @@ class OrderCreditProcess:
         self.handled += 1
 
 
-def runner(store: EventStore, checkpoints: CheckpointStore) -> ProjectionRunner:
+def runner(
+    store: EventStore, checkpoints: CheckpointStore, process: OrderCreditProcess | None = None
+) -> ProjectionRunner:
     """The process manager's runner: only the three event types it reacts to."""
-    process = OrderCreditProcess(store)
+    process = process or OrderCreditProcess(store)
     return ProjectionRunner(store, process, checkpoints, types=process.types)

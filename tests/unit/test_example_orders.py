@@ -30,7 +30,7 @@ from examples.orders.http import router
 from examples.orders.process import OrderCreditProcess, runner
 from fastapi import FastAPI
 
-from ilji import MemoryEventStore
+from ilji import NO_STREAM, MemoryEventStore, NewEvent
 from ilji.app import CommandRejected, ProjectionRunner, StreamCheckpointStore
 from ilji.app.testing import DeciderSpecification
 
@@ -106,6 +106,22 @@ async def test_the_process_manager_approves_rejects_and_is_idempotent() -> None:
     # Its position survives a restart: a new runner on the same checkpoint stream has nothing to do.
     assert await runner(store, StreamCheckpointStore(store)).catch_up() == 0
     assert (await customer_repo.load("ann")).state.available == Decimal(30)
+
+
+async def test_an_order_placed_by_someone_else_is_set_aside_not_a_stop() -> None:
+    # The README appends `OrderPlaced {"total": 12}` to `order-1` by hand: no customer, so this
+    # domain cannot read it. The orders behind it must still be handled.
+    store = MemoryEventStore()
+    foreign = await store.append("order-1", [NewEvent("OrderPlaced", {"total": 12})], NO_STREAM)
+    order_repo, customer_repo = order_repository(store), customer_repository(store)
+    await customer_repo.handle("ann", RegisterCustomer("Ann", Decimal(100)))
+    await order_repo.handle("o1", PlaceOrder("ann", Decimal(70)))
+    credit = OrderCreditProcess(store)
+    await settle(store, runner(store, StreamCheckpointStore(store), credit))
+    assert (await order_repo.load("o1")).state.status == "approved"
+    recorded = await store.read_stream("order-1")
+    assert credit.set_aside == [str(recorded[0].id)]
+    assert foreign.last_version == 1 and len(recorded) == 1  # nothing was appended in its name
 
 
 async def test_reactions_carry_correlation_and_causation() -> None:
