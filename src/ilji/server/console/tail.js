@@ -91,6 +91,13 @@ export async function mount(container, { query }) {
     }
   }
 
+  // The status line is a polite live region: under a busy feed, say the count at most twice a
+  // second instead of once per event.
+  let pending = null;
+  function describeSoon() {
+    if (pending === null) pending = setTimeout(() => ((pending = null), describe()), 500);
+  }
+
   function show(events) {
     if (!events.length) return;
     empty.hidden = true;
@@ -150,7 +157,7 @@ export async function mount(container, { query }) {
           } else {
             show([event]);
           }
-          describe();
+          describeSoon();
         }
       } catch (error) {
         if (controller.signal.aborted) return;
@@ -167,5 +174,8 @@ export async function mount(container, { query }) {
   }
 
   follow();
-  return () => controller.abort();
+  return () => {
+    clearTimeout(pending);
+    controller.abort();
+  };
 }
