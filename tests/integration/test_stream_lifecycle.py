@@ -416,3 +416,25 @@ async def test_admin_actions_and_hidden_events_are_no_backlog_for_a_projection(
     (status,) = await admin.status(store, Everything.name)
     assert status.events_behind == 1
     assert [r["action"] for r in await audit_for(store, Everything.name)] == ["projection.pause"]
+
+
+@pytest.mark.parametrize("code_point_order", [True, False])
+async def test_the_stream_listing_leaves_deleted_streams_out(
+    store: PostgresEventStore, code_point_order: bool
+) -> None:
+    from ilji.store.catalog import Catalog
+
+    cat = category()
+    for name in ("a", "b", "c"):
+        await store.append(f"{cat}-{name}", events(2))
+    await store.delete_stream(f"{cat}-b")
+    await store.truncate_stream(f"{cat}-c", 2)
+    catalog = Catalog(store)
+
+    async def listed() -> list[tuple[str, int]]:
+        page = await catalog.list_streams(prefix=cat, limit=2, code_point_order=code_point_order)
+        return [(s.stream, s.version) for s in page.streams]
+
+    assert await listed() == [(f"{cat}-a", 2), (f"{cat}-c", 2)]
+    await store.restore_stream(f"{cat}-b")
+    assert await listed() == [(f"{cat}-a", 2), (f"{cat}-b", 2)]

@@ -8,8 +8,8 @@
 -- Used when names sort by code point (C, POSIX, C.UTF-8, builtin collations): then every
 -- name that starts with a prefix lies in one range, whose bounds catalog.py computes.
 --
--- TODO(deletion): when streams can be deleted or truncated, skip the deleted ones here (and
--- take the newest *visible* event in the LATERAL below).
+-- A stream without a visible event (soft-deleted, truncated or aged out entirely: see
+-- ilji.visible_events) has no newest event below, so it is not listed.
 WITH RECURSIVE names(stream) AS (
     (
         SELECT e.stream FROM ilji.events e
@@ -31,7 +31,7 @@ WITH RECURSIVE names(stream) AS (
 SELECT n.stream, newest.version, newest.position, newest.recorded_at
 FROM names n
 CROSS JOIN LATERAL (
-    SELECT e.version, e.position, e.recorded_at FROM ilji.events e
+    SELECT e.version, e.position, e.recorded_at FROM ilji.visible_events e
     WHERE e.stream = n.stream
     ORDER BY e.version DESC
     LIMIT 1

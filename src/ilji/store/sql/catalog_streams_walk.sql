@@ -5,7 +5,8 @@
 -- not, with the newest event of those that match: catalog.py keeps the matches and, when the
 -- budget ran out, the last visited name as the cursor of the next page.
 --
--- TODO(deletion): when streams can be deleted or truncated, skip the deleted ones here too.
+-- A stream without a visible event (soft-deleted, truncated or aged out entirely: see
+-- ilji.visible_events) has no newest event below, so it is not listed.
 WITH RECURSIVE names(stream, step) AS (
     (
         SELECT e.stream, 1 FROM ilji.events e
@@ -26,7 +27,7 @@ WITH RECURSIVE names(stream, step) AS (
 SELECT n.stream, n.step, newest.version, newest.position, newest.recorded_at
 FROM names n
 LEFT JOIN LATERAL (
-    SELECT e.version, e.position, e.recorded_at FROM ilji.events e
+    SELECT e.version, e.position, e.recorded_at FROM ilji.visible_events e
     WHERE e.stream = n.stream
     ORDER BY e.version DESC
     LIMIT 1
