@@ -357,19 +357,12 @@ def test_a_paused_projection_shows_its_lag_until_it_is_resumed(
             f"/v1/streams/lag-{uuid.uuid4().hex[:8]}", json={"events": [{"type": "Tick", "data": {"i": i}}]}
         )
         assert response.status_code == 201
-    expect(behind).to_have_text(re.compile(r"^([3-9]|\d\d+)$"))  # at least the 3 new events
+    expect(behind).to_have_text("3")
     expect(card.locator('[data-field="lag_seconds"]')).not_to_have_text("caught up")
     shoot(page, "projections")
 
     card.get_by_role("button", name="Resume").click()
     expect(card.locator('[data-field="owners"]')).to_have_text("console-w1")
-    # Pause and resume are audited as events of $audit, which projections never read (global
-    # reads leave $ streams out) but the lag count includes until the checkpoint passes them:
-    # one more event of an ordinary stream moves it past.
-    response = admin.post(
-        f"/v1/streams/lag-{uuid.uuid4().hex[:8]}", json={"events": [{"type": "Tick", "data": {}}]}
-    )
-    assert response.status_code == 201
     expect(behind).to_have_text("0", timeout=20_000)
     expect(card.locator('[data-field="state"]')).to_have_text("running")
     expect(card.locator('[data-field="lag_seconds"]')).to_have_text("caught up")

@@ -212,3 +212,13 @@ async def test_counts_past_their_caps_say_they_are_estimates(
     assert stats.events >= 5 and stats.streams >= 2
     assert sum(b.events for b in stats.buckets) == 4  # only the newest 4 were read
     assert stats.complete_since > stats.buckets[0].start
+
+
+async def test_hidden_events_are_not_counted(fresh_store: PostgresEventStore) -> None:
+    for i in range(3):
+        await fresh_store.append(f"h-{i}", [NewEvent("T", {}) for _ in range(2)])
+    await fresh_store.delete_stream("h-1")
+    stats = await Catalog(fresh_store).stats()
+    # h-0 and h-2 (4 events), and the delete's own records: one event in $lifecycle, one in $audit.
+    assert (stats.events, stats.streams) == (6, 4)
+    assert sum(b.events for b in stats.buckets) == 6

@@ -3,9 +3,7 @@
 -- transaction that wrote it), so the newest `scan_cap` events by position, read backwards from
 -- the primary key, are the most recent ones: the query never reads more rows than that. When
 -- the cap is reached inside the window, `complete_since` says from when the counts are whole
--- (older buckets are partial); otherwise it is the window's start.
---
--- TODO(deletion): when streams can be deleted or truncated, leave their events out here.
+-- (older buckets are partial); otherwise it is the window's start. Hidden events are not counted.
 WITH
 now_bin AS (
     SELECT date_bin(%(bucket)s::interval, statement_timestamp(), TIMESTAMPTZ '2000-01-01 00:00:00+00') AS last
@@ -14,7 +12,7 @@ window_start AS (
     SELECT last - (%(buckets)s - 1) * %(bucket)s::interval AS first FROM now_bin
 ),
 recent AS (
-    SELECT recorded_at FROM ilji.events ORDER BY position DESC LIMIT %(scan_cap)s
+    SELECT recorded_at FROM ilji.visible_events ORDER BY position DESC LIMIT %(scan_cap)s
 ),
 scanned AS (
     SELECT count(*) AS n, min(recorded_at) AS oldest FROM recent

@@ -2,9 +2,9 @@
 -- bounded so the query costs about the same on a store of any size: events are counted up to
 -- `event_cap` rows, streams up to `stream_cap` names (a loose index scan over the unique index
 -- on (stream, version), one descent per stream). Past a cap, the planner's statistics give an
--- estimate (never below the cap) and the `*_exact` column says so.
---
--- TODO(deletion): when streams can be deleted or truncated, leave their events out here.
+-- estimate (never below the cap) and the `*_exact` column says so. Hidden events (soft-deleted
+-- or truncated streams, retention) are not counted, nor streams with no visible event; past
+-- the caps the estimates cover the whole table.
 WITH RECURSIVE names(stream, n) AS (
     (SELECT e.stream, 1 FROM ilji.events e ORDER BY e.stream LIMIT 1)
     UNION ALL
@@ -14,8 +14,12 @@ WITH RECURSIVE names(stream, n) AS (
     FROM names
     WHERE names.stream IS NOT NULL AND names.n < %(stream_cap)s
 ),
-streams AS (SELECT count(*) AS n FROM names WHERE stream IS NOT NULL),
-events AS (SELECT count(*) AS n FROM (SELECT 1 FROM ilji.events LIMIT %(event_cap)s) e),
+streams AS (
+    SELECT count(*) AS n FROM names
+    WHERE stream IS NOT NULL
+      AND EXISTS (SELECT FROM ilji.visible_events v WHERE v.stream = names.stream)
+),
+events AS (SELECT count(*) AS n FROM (SELECT 1 FROM ilji.visible_events LIMIT %(event_cap)s) e),
 estimate AS (
     SELECT greatest(c.reltuples, 0)::bigint AS rows,
            (SELECT CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * greatest(c.reltuples, 0)
