@@ -3,12 +3,13 @@
 -- appear later and a reader paging by position never skips an event.
 -- Hidden events (ilji.visible_events: soft-deleted or truncated streams, retention) and
 -- Ilji's own streams (names starting with $, read them by category or stream) are filtered
--- out on top of that; the bound stays the same.
+-- out on top of that; the bound stays the same. The prefix test is a LIKE (the doubled
+-- wildcard is psycopg's escape), which costs less per row than starts_with().
 SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
 FROM ilji.visible_events
 WHERE position > %(after)s
   AND position < ilji.visible_bound()
-  AND NOT starts_with(stream, '$')
+  AND stream NOT LIKE '$%%'
   AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s::text[]))
 ORDER BY position
 LIMIT %(limit)s
