@@ -432,7 +432,7 @@ async def drive(
     samples: list[dict[str, float]] = [
         {"t": 0.0, "server_rss_mb": rss_mb(server_pid), "worker_rss_mb": rss_mb(worker_pid)}
         | dict.fromkeys(("appends_per_s", "events_per_s", "reads_per_s", "sse_events_per_s"), 0.0)
-        | {"projection_behind": 0.0}
+        | {"projection_behind": 0.0, "load_1m": os.getloadavg()[0]}
     ]
     started = time.monotonic()
     last = started
@@ -453,6 +453,8 @@ async def drive(
             "reads_per_s": (counts["read_stream"] + counts["read_all"]) / took,
             "sse_events_per_s": counts["sse_events"] / took,
             "projection_behind": float(lag[0]),
+            # The machine is shared: the load average says how much else was running.
+            "load_1m": os.getloadavg()[0],
         }
         samples.append(sample)
         if now >= next_log:
@@ -649,6 +651,11 @@ def soak(cfg: Config, url: str | None) -> dict[str, Any]:
         report["exit_codes"] = codes
         report["tracebacks_in_logs"] = traces
     report["machine"]["Load average at the end"] = machine_info()["Load average"]
+    loads = [s["load_1m"] for s in report.get("samples", [])]
+    if loads:
+        report["machine"]["1-minute load during the run"] = (
+            f"min {min(loads):.2f}, mean {sum(loads) / len(loads):.2f}, max {max(loads):.2f}"
+        )
     report["failed"] = verdict(report)
     return report
 
@@ -986,11 +993,11 @@ def draw(report: dict[str, Any], path: Path) -> None:
     rate.plot(t, [s["events_per_s"] for s in samples], label="events stored/s")
     rate.plot(t, [s["reads_per_s"] for s in samples], label="reads/s")
     followers = max(1, report["config"]["followers"])
-    rate.plot(t, [s["sse_events_per_s"] / followers for s in samples], label="SSE events/s per follower")
+    rate.plot(t, [s["sse_events_per_s"] / followers for s in samples], ":", label="SSE events/s per follower")
     rate.set_ylabel("per second")
     rate.set_xlabel("minutes")
     rate.set_ylim(bottom=0)
-    rate.legend(loc="lower right", fontsize="small")
+    rate.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -113,6 +113,20 @@ def send(port: int, raw: bytes, timeout: float = 15.0) -> Answer:
         return read_answer(sock, started, timeout)
 
 
+def trickle(port: int, raw: bytes, split: int, delay: float, timeout: float = 30.0) -> Answer:
+    """Send `raw[:split]` at once, then the rest a byte every `delay` seconds; the answer."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        sock.sendall(raw[:split])
+        for byte in raw[split:]:
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                break  # the server gave up on this client and closed
+            time.sleep(delay)
+        return read_answer(sock, started, timeout)
+
+
 # -- the catalogue -----------------------------------------------------------------------------
 
 
@@ -131,7 +145,7 @@ class Case:
     stream: str | None = None
 
 
-def _append(
+def append_request(
     stream: str,
     body: bytes,
     *,
@@ -139,11 +153,13 @@ def _append(
     headers: dict[str, str] | None = None,
     length: bool = True,
 ) -> bytes:
+    """A raw append of `body` to `stream` (the name percent-encoded)."""
     path = "/v1/streams/" + urllib.parse.quote(stream, safe="")
     return request("POST", path, body, content_type=content_type, headers=headers, length=length)
 
 
-def _event(data: str = "{}") -> bytes:
+def event_body(data: str = "{}") -> bytes:
+    """A JSON body with one event whose data is the JSON text `data`."""
     return b'{"events": [{"type": "Tested", "data": ' + data.encode() + b"}]}"
 
 
@@ -165,12 +181,18 @@ def cases(prefix: str) -> list[Case]:
     # -- bodies: size and shape
     s = name("big")
     over = b'{"events": [{"type": "T", "data": {"x": "' + b"y" * BODY_LIMIT + b'"}}]}'
-    add("body size", "1 byte over the limit, Content-Length", _append(s, over[: BODY_LIMIT + 1]), {413}, s)
+    add(
+        "body size",
+        "1 byte over the limit, Content-Length",
+        append_request(s, over[: BODY_LIMIT + 1]),
+        {413},
+        s,
+    )
     s = name("big")
     add(
         "body size",
         "Content-Length of 100 MB, no body sent",
-        _append(s, b"", headers={"Content-Length": "104857600"}, length=False),
+        append_request(s, b"", headers={"Content-Length": "104857600"}, length=False),
         {413},
         s,
     )
@@ -178,7 +200,7 @@ def cases(prefix: str) -> list[Case]:
     add(
         "body size",
         "Content-Length larger than the body",
-        _append(s, _event(), headers={"Content-Length": "999"}, length=False),
+        append_request(s, event_body(), headers={"Content-Length": "999"}, length=False),
         {408},
         s,
     )
@@ -187,12 +209,12 @@ def cases(prefix: str) -> list[Case]:
         add(
             "nesting",
             f"JSON nested {depth} levels",
-            _append(s, _nested(depth)),
+            append_request(s, _nested(depth)),
             {201} if depth <= 64 else {422},
             s,
         )
     s = name("deep")
-    add("nesting", "body nested 10000 levels", _append(s, b"[" * 10_000 + b"]" * 10_000), {422}, s)
+    add("nesting", "body nested 10000 levels", append_request(s, b"[" * 10_000 + b"]" * 10_000), {422}, s)
 
     # -- numbers
     for label, literal, expect in [
@@ -210,22 +232,28 @@ def cases(prefix: str) -> list[Case]:
         ("leading zeros", "007", {422}),
     ]:
         s = name("num")
-        add("numbers", label, _append(s, _event('{"n": ' + literal + "}")), expect, s)
+        add("numbers", label, append_request(s, event_body('{"n": ' + literal + "}")), expect, s)
     s = name("num")
     add(
         "numbers",
         "expected_version 2**70",
-        _append(s, b'{"expected_version": 1180591620717411303424, "events": [{"type": "T"}]}'),
+        append_request(s, b'{"expected_version": 1180591620717411303424, "events": [{"type": "T"}]}'),
         {422},
         s,
     )
     s = name("num")
-    add("numbers", "If-Match 10**30", _append(s, _event(), headers={"If-Match": "1" + "0" * 30}), {400}, s)
+    add(
+        "numbers",
+        "If-Match 10**30",
+        append_request(s, event_body(), headers={"If-Match": "1" + "0" * 30}),
+        {400},
+        s,
+    )
     s = name("num")
     add(
         "numbers",
         "expected_version 1e400",
-        _append(s, b'{"expected_version": 1e400, "events": [{"type": "T"}]}'),
+        append_request(s, b'{"expected_version": 1e400, "events": [{"type": "T"}]}'),
         {422},
         s,
     )
@@ -235,7 +263,7 @@ def cases(prefix: str) -> list[Case]:
     add(
         "utf-8",
         "invalid UTF-8 in a string",
-        _append(s, b'{"events": [{"type": "T", "data": {"x": "\xff\xfe"}}]}'),
+        append_request(s, b'{"events": [{"type": "T", "data": {"x": "\xff\xfe"}}]}'),
         {422},
         s,
     )
@@ -243,21 +271,21 @@ def cases(prefix: str) -> list[Case]:
     add(
         "utf-8",
         "invalid UTF-8 in a key",
-        _append(s, b'{"events": [{"type": "T", "data": {"\xc3": 1}}]}'),
+        append_request(s, b'{"events": [{"type": "T", "data": {"\xc3": 1}}]}'),
         {422},
         s,
     )
     s = name("utf")
-    add("utf-8", "lone surrogate escape", _append(s, _event('{"x": "\\ud800"}')), {400, 422}, s)
+    add("utf-8", "lone surrogate escape", append_request(s, event_body('{"x": "\\ud800"}')), {400, 422}, s)
     s = name("utf")
-    add("utf-8", "NUL escape in a string", _append(s, _event('{"x": "a\\u0000b"}')), {400}, s)
+    add("utf-8", "NUL escape in a string", append_request(s, event_body('{"x": "a\\u0000b"}')), {400}, s)
     s = name("utf")
-    add("utf-8", "UTF-16 body", _append(s, _event().decode().encode("utf-16")), {422}, s)
+    add("utf-8", "UTF-16 body", append_request(s, event_body().decode().encode("utf-16")), {422}, s)
     s = name("utf")
     add(
         "utf-8",
         "%FF in the stream name",
-        request("POST", f"/v1/streams/{s}%FF", _event()),
+        request("POST", f"/v1/streams/{s}%FF", event_body()),
         {400},
         s + "\ufffd",
     )
@@ -266,7 +294,7 @@ def cases(prefix: str) -> list[Case]:
     add(
         "utf-8",
         "raw 0xFF byte in the path",
-        request("POST", b"/v1/streams/" + prefix.encode() + b"\xff", _event()),
+        request("POST", b"/v1/streams/" + prefix.encode() + b"\xff", event_body()),
         {400},
         None,
     )
@@ -289,7 +317,7 @@ def cases(prefix: str) -> list[Case]:
         ("line separator", name("a\u2028b"), {400}),
         ("reserved $", "$" + name("x"), {400}),
     ]:
-        add("stream names", label, _append(stream, _event()), expect, stream)
+        add("stream names", label, append_request(stream, event_body()), expect, stream)
 
     # -- content types and duplicate keys
     for label, ctype, expect in [
@@ -302,14 +330,16 @@ def cases(prefix: str) -> list[Case]:
         ("a +json type", "application/vnd.ilji+json", {201}),
     ]:
         s = name("ct")
-        add("content types", label, _append(s, _event(), content_type=ctype), expect, s)
+        add("content types", label, append_request(s, event_body(), content_type=ctype), expect, s)
     s = name("dup")
-    add("duplicate keys", "duplicate key in data", _append(s, _event('{"a": 1, "a": 2}')), {201}, s)
+    add(
+        "duplicate keys", "duplicate key in data", append_request(s, event_body('{"a": 1, "a": 2}')), {201}, s
+    )
     s = name("dup")
     add(
         "duplicate keys",
         "events given twice",
-        _append(s, b'{"events": [{"type": "A"}], "events": [{"type": "B"}]}'),
+        append_request(s, b'{"events": [{"type": "A"}], "events": [{"type": "B"}]}'),
         {201},
         s,
     )
@@ -319,22 +349,22 @@ def cases(prefix: str) -> list[Case]:
     add(
         "http",
         "two Content-Length headers",
-        _append(name("h"), _event(), headers={"Content-Length": "3"}),
+        append_request(name("h"), event_body(), headers={"Content-Length": "3"}),
         {400},
         None,
     )
     add(
         "http",
         "negative Content-Length",
-        _append(name("h"), b"", headers={"Content-Length": "-1"}, length=False),
+        append_request(name("h"), b"", headers={"Content-Length": "-1"}, length=False),
         {400},
         None,
     )
     add("http", "unknown method", request("BREW", "/v1/all"), {400, 405}, None)
     add(
         "http",
-        "headers over the limit",
-        request("GET", "/healthz", headers={"X-Pad": "p" * 20_000}),
+        "headers over the limit (70 kB, the default limit is 64 KiB)",
+        request("GET", "/healthz", headers={"X-Pad": "p" * 70_000}),
         {431},
         None,
     )
@@ -405,7 +435,9 @@ def test_bad_input_gets_a_clear_answer_and_stores_nothing_partial(
 def test_duplicate_keys_keep_the_last_value(server: Server, database_url: str) -> None:
     stream = f"abuse-dupkeys-{uuid.uuid4().hex[:6]}"
     assert (
-        send(server.port, _append(stream, b'{"events": [{"type": "T", "data": {"a": 1, "a": 2}}]}')).status
+        send(
+            server.port, append_request(stream, b'{"events": [{"type": "T", "data": {"a": 1, "a": 2}}]}')
+        ).status
         == 201
     )
     assert stored(database_url, stream) == [("T", {"a": 2})]
@@ -450,19 +482,9 @@ def test_an_idle_connection_is_closed_without_an_answer(server: Server) -> None:
 
 def test_a_trickled_body_gets_408_and_stores_nothing(server: Server, database_url: str) -> None:
     stream = f"abuse-slowbody-{uuid.uuid4().hex[:6]}"
-    body = _event('{"x": "' + "z" * 300 + '"}')
-    raw = _append(stream, body)
-    head_end = raw.index(b"\r\n\r\n") + 4
-    with socket.create_connection(("127.0.0.1", server.port)) as slow:
-        started = time.monotonic()
-        slow.sendall(raw[:head_end])
-        for byte in raw[head_end:]:
-            try:
-                slow.send(bytes([byte]))
-            except OSError:
-                break
-            time.sleep(0.02)
-        answer = read_answer(slow, started, timeout=5)
+    body = event_body('{"x": "' + "z" * 300 + '"}')
+    raw = append_request(stream, body)
+    answer = trickle(server.port, raw, raw.index(b"\r\n\r\n") + 4, 0.02, timeout=5)
     assert answer.status == 408, answer
     assert answer.headers["connection"] == "close"
     assert BODY_TIMEOUT <= answer.seconds < BODY_TIMEOUT + 3

@@ -247,6 +247,23 @@ def append_operation(auth: bool) -> dict[str, Any]:
                 "description": "Stored.",
                 "headers": etag,
                 "content": {"application/json": {"schema": response_schema}},
+                # What a client does next; schemathesis follows these in its stateful phase.
+                "links": {
+                    "ReadTheStream": {
+                        "operationId": "read_stream_v1_streams__stream__get",
+                        "parameters": {
+                            "stream": "$request.path.stream",
+                            "from_version": "$response.body#/first_version",
+                        },
+                    },
+                    "AppendAtTheNewVersion": {
+                        "operationId": "append_v1_streams__stream__post",
+                        "parameters": {
+                            "stream": "$request.path.stream",
+                            "header.if-match": "$response.body#/last_version",
+                        },
+                    },
+                },
             },
             "200": {
                 "description": "An exact retry of a stored batch: nothing new was stored.",
