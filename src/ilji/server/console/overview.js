@@ -59,7 +59,8 @@ function chart(stats, available) {
     const y = top + plotH - f * plotH;
     return [
       s("line", { x1: left, x2: width - 8, y1: y, y2: y, class: "grid" }),
-      s("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, formatNumber(Math.round(max * f))),
+      // Counts are whole numbers: the middle line of a scale up to 5 carries no label.
+      s("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, Number.isInteger(max * f) ? formatNumber(max * f) : ""),
     ];
   });
   const tickAt = width < 420 ? [0, buckets.length - 1] : [0, Math.floor(buckets.length / 2), buckets.length - 1];
