@@ -18,7 +18,14 @@ import orjson
 import psycopg
 import pytest
 
-from ilji import MemoryEventStore, NewEvent, PostgresEventStore, StreamNotFound, ValidationError
+from ilji import (
+    MemoryEventStore,
+    NewEvent,
+    PostgresEventStore,
+    StreamNotFound,
+    ValidationError,
+    WrongExpectedVersion,
+)
 from ilji.embedded import EmbeddedPostgres
 from ilji.store import sql
 from ilji.store.audit import AUDIT_STREAM, LIFECYCLE_STREAM, Actor, token_fingerprint
@@ -124,6 +131,9 @@ async def test_an_append_to_a_deleted_stream_brings_it_back_with_the_new_events_
     stream = f"{category()}-1"
     await any_store.append(stream, events(2))
     await any_store.delete_stream(stream)
+    with pytest.raises(WrongExpectedVersion) as conflict:  # what a repository that read nothing expects
+        await any_store.append(stream, events(1), 0)
+    assert conflict.value.actual == 2
     result = await any_store.append(stream, events(1), 2)  # expected versions still count hidden events
     assert result.last_version == 3
     assert await versions(any_store, stream) == [3]
@@ -438,3 +448,64 @@ async def test_the_stream_listing_leaves_deleted_streams_out(
     assert await listed() == [(f"{cat}-a", 2), (f"{cat}-c", 2)]
     await store.restore_stream(f"{cat}-b")
     assert await listed() == [(f"{cat}-a", 2), (f"{cat}-b", 2)]
+
+
+async def test_repositories_read_through_the_rules(store: PostgresEventStore) -> None:
+    """Snapshots are used only while their event is visible; a command does not revive a
+    deleted aggregate."""
+    from dataclasses import dataclass
+
+    from ilji.app import (
+        AggregateType,
+        DataclassStateCodec,
+        Decider,
+        EventRegistry,
+        Repository,
+        SnapshotPolicy,
+    )
+    from ilji.store.snapshots import PostgresSnapshotStore
+
+    registry = EventRegistry()
+
+    @registry.register
+    @dataclass(frozen=True)
+    class Counted:
+        n: int
+
+    @dataclass(frozen=True)
+    class Count:
+        n: int
+
+    @dataclass(frozen=True)
+    class Total:
+        sum: int = 0
+
+    def decide(command: Count, state: Total) -> list[Counted]:
+        return [Counted(command.n)]
+
+    def evolve(state: Total, event: Counted) -> Total:
+        return Total(state.sum + event.n)
+
+    kind = AggregateType(
+        category(),
+        Decider(decide, evolve, Total),
+        registry,
+        SnapshotPolicy(every=10, codec=DataclassStateCodec(Total, schema_version=1)),
+    )
+    repo = Repository(store, kind, snapshots=PostgresSnapshotStore(store.pool), max_retries=1)
+    for _ in range(12):
+        await repo.handle("a", Count(1))
+    stream = repo.stream("a")
+
+    await store.truncate_stream(stream, 5)  # below the snapshot at 10: it is still used
+    loaded = await repo.load("a")
+    assert (loaded.state, loaded.version, loaded.snapshot_version) == (Total(12), 12, 10)
+    await store.truncate_stream(stream, 11)  # hides the snapshot's event: fold what is visible
+    loaded = await repo.load("a")
+    assert (loaded.state, loaded.version, loaded.snapshot_version) == (Total(2), 12, 0)
+
+    await store.delete_stream(stream)
+    assert (await repo.load("a")).version == 0
+    with pytest.raises(WrongExpectedVersion):
+        await repo.handle("a", Count(1))
+    assert await store.stream_version(stream) == 12
