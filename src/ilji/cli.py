@@ -1009,6 +1009,39 @@ def streams_retention_command(
     _with_runtime(settings, body)
 
 
+@streams_app.command("scavenge")
+def streams_scavenge_command(
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Rows per transaction.")] = 1000,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Remove the rows the lifecycle rules hide, for good (each stream's newest row stays).
+
+    Connects as the schema's owner (ILJI_MIGRATION_DATABASE_URL, else the database URL): the
+    application role may not delete events. Each batch is audited in $audit.
+    """
+    from ilji.bootstrap import migration_url
+    from ilji.store.postgres import PostgresEventStore
+
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        owner = await PostgresEventStore.open(migration_url(settings, runtime.url), max_size=2)
+        removed = 0
+        try:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"))
+            with Progress(*columns, console=out, transient=True) as progress:
+                task = progress.add_task("scavenging", total=None)
+                while count := await owner.scavenge_batch(batch, actor=Actor.cli()):
+                    removed += count
+                    progress.update(task, completed=removed)
+        finally:
+            await owner.close()
+        out.print(f"removed {removed:,} hidden row(s)", highlight=False)
+
+    _with_runtime(settings, body)
+
+
 def main() -> None:
     """Entry point of the `ilji` console script."""
     with contextlib.suppress(BrokenPipeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -272,6 +273,13 @@ def test_ilji_streams_commands(database_url: str, admin: httpx.Client, writer: h
         ("stream.delete", "ok", "cli"),
         ("stream.truncate", "validation-error", "cli"),
     ]
+    scavenged = ilji("streams", "scavenge", "--batch", "500")
+    assert scavenged.returncode == 0, scavenged.stderr
+    assert re.search(r"removed [\d,]+ hidden row\(s\)", scavenged.stdout), scavenged.stdout
+    assert audit(admin, "ilji.events")[-1]["actor"]["via"] == "cli"
+    restored = admin.post(f"/v1/lifecycle/restore/{stream}").json()
+    assert restored["version"] == 3  # the newest row stayed, so the version did too
+    assert versions(writer, stream) == [3]
 
 
 def test_names_with_slashes_are_names(admin: httpx.Client, writer: httpx.Client) -> None:

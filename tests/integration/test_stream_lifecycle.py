@@ -509,3 +509,62 @@ async def test_repositories_read_through_the_rules(store: PostgresEventStore) ->
     with pytest.raises(WrongExpectedVersion):
         await repo.handle("a", Count(1))
     assert await store.stream_version(stream) == 12
+
+
+async def _rows(store: PostgresEventStore, stream: str) -> list[int]:
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT version FROM ilji.events WHERE stream = %s ORDER BY version", (stream,)
+        )
+        return [v for (v,) in await cur.fetchall()]
+
+
+async def _delete_row(conn: psycopg.AsyncConnection[Any], setting: str, stream: str, version: int) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('ilji.scavenge', %s, true)", (setting,))
+        await conn.execute("DELETE FROM ilji.events WHERE stream = %s AND version = %s", (stream, version))
+
+
+async def test_scavenge_removes_hidden_rows_only_and_keeps_each_streams_newest(
+    pg_server: EmbeddedPostgres,
+) -> None:
+    url = new_database(pg_server)  # a scavenge sweeps the whole database
+    cat = category()
+    gone, cut, kept = f"{cat}-gone", f"{cat}-cut", f"{cat}-kept"
+    async with await PostgresEventStore.open(url) as store:
+        await store.append(gone, events(3))
+        await store.append(cut, events(4))
+        await store.append(kept, events(2))
+        await store.delete_stream(gone)
+        await store.truncate_stream(cut, 3)
+        visible = [(e.stream, e.version) for e in await store.read_category(cat, 0, 100)]
+
+        # The guard: without the scavenge setting nothing goes; with it, no visible row and
+        # no stream's newest row does.
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            for setting, stream, version in [("off", gone, 1), ("on", kept, 1), ("on", gone, 3)]:
+                with pytest.raises(psycopg.Error) as refused:
+                    await _delete_row(conn, setting, stream, version)
+                assert refused.value.sqlstate == "IJ001"
+
+        assert [await store.scavenge_batch(3) for _ in range(3)] == [3, 1, 0]
+        assert await _rows(store, gone) == [3]  # the newest row stays: versions never come back
+        assert await _rows(store, cut) == [3, 4]
+        assert await _rows(store, kept) == [1, 2]
+        assert [(e.stream, e.version) for e in await store.read_category(cat, 0, 100)] == visible
+
+        await store.restore_stream(gone)
+        assert await versions(store, gone) == [3]  # what is left
+        assert (await store.append(gone, events(1))).last_version == 4
+        records = [e.data for e in await store.read_stream(AUDIT_STREAM, limit=100)]
+        assert [(r["action"], r["outcome"]) for r in records if r["target"] == "ilji.events"] == [
+            ("streams.scavenge", "ok"),
+            ("streams.scavenge", "ok"),
+            ("streams.scavenge", "unchanged"),
+        ]
+        removed = [
+            e.data for e in await store.read_category(LIFECYCLE_STREAM, 0, 100) if e.type == "EventsScavenged"
+        ]
+        assert removed == [{"events": 3, "streams": {gone: 2, cut: 1}}, {"events": 1, "streams": {cut: 1}}]
+        with pytest.raises(ValidationError):
+            await store.scavenge_batch(0)

@@ -26,6 +26,7 @@ STREAM_RESTORED = "StreamRestored"
 STREAM_TRUNCATED = "StreamTruncated"
 RETENTION_SET = "CategoryRetentionSet"
 RETENTION_CLEARED = "CategoryRetentionCleared"
+EVENTS_SCAVENGED = "EventsScavenged"
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_objec
 from ilji.store.errors import translate
 from ilji.store.follow import Listener, Notifier, follow_pages
 from ilji.store.lifecycle import (
+    EVENTS_SCAVENGED,
     Change,
     Retention,
     StreamLifecycle,
@@ -106,6 +107,8 @@ _RULES_DROP = sql.load("stream_rules_drop")
 _RETENTION_GET = sql.load("retention_get")
 _RETENTION_SAVE = sql.load("retention_save")
 _RETENTION_DROP = sql.load("retention_drop")
+_SCAVENGE_ALLOW = sql.load("scavenge_allow")
+_SCAVENGE_BATCH = sql.load("scavenge_batch")
 
 
 def _expected_code(expected: ExpectedVersion) -> int:
@@ -647,6 +650,35 @@ class PostgresEventStore:
             return None, [event], "ok"
 
         await self.audited(actor or Actor.process(), "retention.clear", category, {}, body)
+
+    async def scavenge_batch(self, limit: int = 1000, *, actor: Actor | None = None) -> int:
+        """Remove up to `limit` rows the lifecycle rules hide; returns how many (0: done).
+
+        This is the only removal `ilji.events` allows (migration 0007): hidden rows only, never
+        a stream's newest row, so versions are never reused. It cannot be undone: restoring or
+        un-truncating afterwards shows only what is left. Each batch is its own short
+        transaction with its `$lifecycle` and `$audit` events (a long one would hold back the
+        global log's visible bound for every reader). It needs the DELETE privilege on
+        `ilji.events`, which only the schema owner has when app roles are in use.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000:
+            raise ValidationError("limit", "must be an integer from 1 to 100000")
+
+        async def body(conn: Connection) -> tuple[int, list[NewEvent], str]:
+            await conn.execute(_SCAVENGE_ALLOW)
+            cur = await conn.execute(_SCAVENGE_BATCH, {"limit": limit})
+            streams: dict[str, int] = {}
+            for (stream,) in await cur.fetchall():
+                streams[stream] = streams.get(stream, 0) + 1
+            removed = sum(streams.values())
+            if not removed:
+                return 0, [], "unchanged"
+            return removed, [NewEvent(EVENTS_SCAVENGED, {"events": removed, "streams": streams})], "ok"
+
+        removed: int = await self.audited(
+            actor or Actor.process(), "streams.scavenge", "ilji.events", {"limit": limit}, body
+        )
+        return removed
 
     # -- diagnostics -------------------------------------------------------------------------
 
