@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -95,10 +96,14 @@ def server_counts(server: Server) -> dict[str, Any]:
     """Answers by status class and events appended, from /metrics."""
     text = httpx.get(f"{server.url}/metrics", timeout=10).text
     classes: Counter[str] = Counter()
-    for match in re.finditer(r'^ilji_http_requests_total\{[^}]*status="(\d+)"[^}]*\} (\S+)$', text, re.M):
-        classes[f"{match[1][0]}xx"] += int(float(match[2]))
-    appended = re.search(r"^ilji_events_appended_total (\S+)$", text, re.M)
-    return {"classes": classes, "appended": int(float(appended[1])) if appended else 0}
+    appended = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "ilji_http_requests_total":
+                classes[f"{sample.labels['status'][0]}xx"] += int(sample.value)
+            elif sample.name == "ilji_events_appended_total":
+                appended = int(sample.value)
+    return {"classes": classes, "appended": appended}
 
 
 # -- a. schemathesis -----------------------------------------------------------------------------
