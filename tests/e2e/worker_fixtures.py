@@ -248,7 +248,7 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> float:
 def verify_ledger(url: str, name: str, *, version: int = 1, prefix: str | None = None) -> dict[str, int]:
     """Assert the ledger equals a from-scratch computation over the log; return a summary.
 
-    Every event of the log (of the streams starting with `prefix`) applied exactly once (the
+    Every visible event of the log (of the streams starting with `prefix`) applied exactly once (the
     primary key already refuses a second time), none missing, counts per stream equal to the
     log's, and per stream the events applied in version order.
     """
@@ -256,7 +256,9 @@ def verify_ledger(url: str, name: str, *, version: int = 1, prefix: str | None =
         like = f"{prefix}-%" if prefix else "%"
         log_ids = {
             row[0]
-            for row in conn.execute("SELECT id FROM ilji.events WHERE stream LIKE %s", (like,)).fetchall()
+            for row in conn.execute(
+                "SELECT id FROM ilji.visible_events WHERE stream LIKE %s", (like,)
+            ).fetchall()
         }
         applied_rows = conn.execute(
             sql.SQL("SELECT event_id, stream, version, seq FROM {} WHERE stream LIKE %s ORDER BY seq").format(
@@ -266,7 +268,8 @@ def verify_ledger(url: str, name: str, *, version: int = 1, prefix: str | None =
         ).fetchall()
         expected_counts = dict(
             conn.execute(
-                "SELECT stream, count(*) FROM ilji.events WHERE stream LIKE %s GROUP BY stream", (like,)
+                "SELECT stream, count(*) FROM ilji.visible_events WHERE stream LIKE %s GROUP BY stream",
+                (like,),
             ).fetchall()
         )
         counts = dict(

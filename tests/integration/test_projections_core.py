@@ -360,6 +360,29 @@ async def test_filtered_projection_reaches_positions_of_events_it_does_not_read(
     assert verify_ledger(database_url, name, prefix=pre)["events"] == 40
 
 
+async def test_a_position_whose_event_was_hidden_before_it_was_read_is_reached(
+    store: PostgresEventStore, database_url: str
+) -> None:
+    name, pre = f"hidden_{uuid.uuid4().hex[:6]}", prefix()
+    projection = ledger(name, category=pre)
+    async with running(Worker(database_url, [projection], worker_id="w", lease_ttl=2, poll_interval=0.1)):
+        last = await append_events(store, 5, prefix=pre)
+        await wait_for_position(store, name, last, timeout=10)
+        await pause(store, name)
+
+        async def paused_and_free() -> bool:
+            (st,) = await status(store, name)
+            return st.state == "paused" and st.partitions[0].owner is None
+
+        await _until(paused_and_free, 5)
+        gone = await store.append(f"{pre}-gone", [NewEvent("Tick", {})])
+        await store.delete_stream(f"{pre}-gone")  # hidden before the projection could read it
+        await resume(store, name)
+        # The projection will never see that event, so "everything up to it" is already dealt with.
+        await wait_for_position(store, name, gone.last_position, timeout=5)
+    assert verify_ledger(database_url, name, prefix=pre)["events"] == 5
+
+
 async def test_partitions_are_shared_between_workers(store: PostgresEventStore, database_url: str) -> None:
     name, pre = f"parts_{uuid.uuid4().hex[:6]}", prefix()
     w1 = Worker(database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w1", lease_ttl=1.5)
