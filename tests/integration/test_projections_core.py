@@ -383,6 +383,18 @@ async def test_a_position_whose_event_was_hidden_before_it_was_read_is_reached(
     assert verify_ledger(database_url, name, prefix=pre)["events"] == 5
 
 
+async def test_a_registered_projection_without_partitions_yet_has_a_status(store: PostgresEventStore) -> None:
+    # Between a worker's register and its partition setup there are no checkpoint rows.
+    name = f"fresh_{uuid.uuid4().hex[:6]}"
+    await register(store, ledger(name, category="freshcat"))
+    (found,) = await status(store, name)
+    assert (found.name, found.partitions, found.category) == (name, [], "freshcat")
+    assert found.state == "stopped" and found.events_behind == 0
+    await pause(store, name)
+    (found,) = await status(store, name)
+    assert found.state == "paused"
+
+
 async def test_partitions_are_shared_between_workers(store: PostgresEventStore, database_url: str) -> None:
     name, pre = f"parts_{uuid.uuid4().hex[:6]}", prefix()
     w1 = Worker(database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w1", lease_ttl=1.5)

@@ -283,18 +283,27 @@ async def status(
             else:
                 entry.retired.append(item)
     if name is not None and not result:
-        await _require(store, name)
+        # Registered, but no worker has set up its partitions yet: a projection with none.
+        active, requested, paused, category, types = await _projection_row(store, name)
+        return [ProjectionStatus(name, active, requested, paused, category, types)]
     return list(result.values())
 
 
 @_ilji_errors
-async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
+async def _projection_row(
+    store: PostgresEventStore, name: str
+) -> tuple[int, int | None, bool, str | None, list[str] | None]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(_PROJECTION_ROW, {"name": name})
         row = await cur.fetchone()
     if row is None:
         raise ProjectionNotFound(name)
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3], row[4]
+
+
+async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
+    active, requested, paused, _, _ = await _projection_row(store, name)
+    return active, requested, paused
 
 
 @_ilji_errors
