@@ -40,6 +40,7 @@ _REQUEST_REBUILD = sql.load("request_rebuild")
 _LIST_PARKED = sql.load("list_parked")
 _REQUEST_REPLAY = sql.load("request_replay")
 _PROJECTION_ROW = sql.load("projection_row")
+_PROJECTION_DECLARED = sql.load("projection_declared")
 
 #: Lag in events is counted up to this many (a bounded index scan); beyond, it says "at least".
 LAG_COUNT_CAP = 100_000
@@ -284,26 +285,29 @@ async def status(
                 entry.retired.append(item)
     if name is not None and not result:
         # Registered, but no worker has set up its partitions yet: a projection with none.
-        active, requested, paused, category, types = await _projection_row(store, name)
-        return [ProjectionStatus(name, active, requested, paused, category, types)]
+        return [await _declared(store, name)]
     return list(result.values())
 
 
 @_ilji_errors
-async def _projection_row(
-    store: PostgresEventStore, name: str
-) -> tuple[int, int | None, bool, str | None, list[str] | None]:
+async def _declared(store: PostgresEventStore, name: str) -> ProjectionStatus:
+    async with store.pool.connection() as conn:
+        cur = await conn.execute(_PROJECTION_DECLARED, {"name": name})
+        row = await cur.fetchone()
+    if row is None:
+        raise ProjectionNotFound(name)
+    active, requested, paused, category, types = row
+    return ProjectionStatus(name, active, requested, paused, category, types)
+
+
+@_ilji_errors
+async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
     async with store.pool.connection() as conn:
         cur = await conn.execute(_PROJECTION_ROW, {"name": name})
         row = await cur.fetchone()
     if row is None:
         raise ProjectionNotFound(name)
-    return row[0], row[1], row[2], row[3], row[4]
-
-
-async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
-    active, requested, paused, _, _ = await _projection_row(store, name)
-    return active, requested, paused
+    return row[0], row[1], row[2]
 
 
 @_ilji_errors

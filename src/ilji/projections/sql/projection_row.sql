@@ -1,3 +1,3 @@
-SELECT active_version, requested_version, paused, category, types
+SELECT active_version, requested_version, paused
 FROM ilji.projections
 WHERE name = %(name)s
