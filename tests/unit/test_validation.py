@@ -127,6 +127,7 @@ def test_public_api_is_curated() -> None:
             "RecordedEvent",
             "SchemaError",
             "StoreUnavailable",
+            "StreamDeleted",
             "StreamNotFound",
             "StreamState",
             "ValidationError",
