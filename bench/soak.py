@@ -912,7 +912,8 @@ def markdown(report: dict[str, Any], chart: str | None) -> str:
     parts = [
         "# Soak run",
         "",
-        f"Started {report['started_at']}; {report['database']}; one `ilji serve`, one `ilji worker`"
+        f"Started {report['started_at']} at commit {report['commit']}; {report['database']};"
+        " one `ilji serve`, one `ilji worker`"
         f" (projection `{PROJECTION}`, 4 partitions), load from one asyncio process:"
         f" {report['config']['writers']} writers, {report['config']['readers']} stream readers,"
         " a /v1/all pager and a random-page reader,"
