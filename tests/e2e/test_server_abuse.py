@@ -319,18 +319,29 @@ def cases(prefix: str) -> list[Case]:
     ]:
         add("stream names", label, append_request(stream, event_body()), expect, stream)
 
-    # -- content types and duplicate keys
+    # -- content types: every body is JSON (the contract), whatever the header says
     for label, ctype, expect in [
-        ("text/plain", "text/plain", {415}),
-        ("form", "application/x-www-form-urlencoded", {415}),
-        ("multipart", "multipart/form-data; boundary=x", {415}),
-        ("no Content-Type", None, {415}),
+        ("text/plain", "text/plain", {201}),
+        ("form", "application/x-www-form-urlencoded", {201}),
+        ("no Content-Type", None, {201}),
         ("application/json; charset=utf-8", "application/json; charset=utf-8", {201}),
         ("APPLICATION/JSON", "APPLICATION/JSON", {201}),
         ("a +json type", "application/vnd.ilji+json", {201}),
     ]:
         s = name("ct")
         add("content types", label, append_request(s, event_body(), content_type=ctype), expect, s)
+
+    # -- cross-site writes: a page from another site, through a visitor's browser
+    for label, ctype, origin, expect in [
+        ("another site, text/plain (no CORS preflight)", "text/plain", "http://evil.example", {403}),
+        ("another site, JSON", "application/json", "https://evil.example", {403}),
+        ("another port of this host", "text/plain", "http://127.0.0.1:9999", {403}),
+        ("Origin: null (sandboxed frame, file:// page)", "text/plain", "null", {403}),
+        ("the server's own page (the console)", "application/json", "http://127.0.0.1", {201}),
+    ]:
+        s = name("origin")
+        raw = append_request(s, event_body(), content_type=ctype, headers={"Origin": origin})
+        add("cross-origin", label, raw, expect, s)
     s = name("dup")
     add(
         "duplicate keys", "duplicate key in data", append_request(s, event_body('{"a": 1, "a": 2}')), {201}, s

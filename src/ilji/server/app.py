@@ -30,7 +30,7 @@ from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
-from ilji.server.limits import BodyLimitMiddleware, Utf8UrlMiddleware
+from ilji.server.limits import BodyLimitMiddleware, CrossOriginGuard, Utf8UrlMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.projection_routes import add_projection_routes
@@ -242,6 +242,7 @@ def create_app(
     # The last added middleware runs first: metrics see every answer, including a 413 or 429.
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
     app.add_middleware(Utf8UrlMiddleware)
+    app.add_middleware(CrossOriginGuard)
     limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)

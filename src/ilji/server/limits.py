@@ -10,6 +10,8 @@
 - The URL: a path or query whose percent-escapes do not decode as UTF-8 is refused with 400
   instead of being silently read with replacement characters (a stream name the client did
   not send).
+- Cross-site writes: a request that changes data and carries an `Origin` other than the
+  server's own is refused with 403 (`CrossOriginGuard`).
 
 Every refusal is a problem+json answer, and the connection is closed after it: the rest of
 what the client sends is not worth reading.
@@ -100,6 +102,41 @@ class BodyLimitMiddleware:
 
     def _detail(self) -> str:
         return f"the request body is larger than the limit of {self.limit} bytes"
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CrossOriginGuard:
+    """Refuse (403) a request that changes data when a browser says another site sent it.
+
+    A web page may POST to any address, a server on the visitor's own machine included, and
+    for "simple" requests (a text/plain or form body) the browser asks no CORS question first.
+    Such requests always carry an `Origin` header naming the page's site, and programs (curl,
+    httpx, other services) send none, so the check stops the first and never the second: a
+    write is refused when its `Origin` is present and differs from the `Host` it was sent to.
+    The console is served by the same server, so its requests are same-origin.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") not in _SAFE_METHODS:
+            headers = dict(scope.get("headers") or ())
+            origin = headers.get(b"origin")
+            if origin is not None and not _same_origin(origin, headers.get(b"host")):
+                shown = origin.decode("latin-1")[:100]
+                detail = f"a web page from {shown} may not change data on this server (cross-origin request)"
+                await problem(403, detail, code="cross-origin")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _same_origin(origin: bytes, host: bytes | None) -> bool:
+    # `Origin: null` (a sandboxed frame, a file:// page) is never this server.
+    scheme, sep, rest = origin.partition(b"://")
+    return bool(sep) and scheme in (b"http", b"https") and host is not None and rest.lower() == host.lower()
 
 
 class Utf8UrlMiddleware:

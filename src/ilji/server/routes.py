@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError as PydanticValidationError
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
@@ -76,11 +75,10 @@ class OrjsonResponse(JSONResponse):
 _DESCRIPTIONS = {
     400: "Invalid input (a stream, category or type name, a header, or event contents).",
     401: "A missing or unknown bearer token.",
-    403: "The token's role does not allow this route.",
+    403: "The token's role does not allow this route, or a web page from another site tried to change data.",
     404: "The stream has no events.",
     409: "A conflict: the expected version does not hold, or an event id is stored already.",
     413: "The request body is over the configured limit.",
-    415: "The body is not JSON (send `Content-Type: application/json`).",
     422: "The request does not match the schema (bad JSON, wrong types, values out of range).",
     503: "The database is unavailable or not migrated; retry later.",
 }
@@ -149,11 +147,6 @@ def _expected_from_if_match(header: str) -> ExpectedVersion:
     return int(value)
 
 
-def _is_json(content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
 def _etag(version: int) -> str:
     return f'"{version}"'
 
@@ -211,7 +204,7 @@ def append_operation(auth: bool) -> dict[str, Any]:
     """The OpenAPI operation of POST /v1/streams/{stream}, written out (see `build_router`)."""
     response_schema = {"$ref": "#/components/schemas/AppendResponse"}
     etag = {"ETag": {"description": "the stream's version after the append", "schema": {"type": "string"}}}
-    codes = (400, *((401, 403) if auth else ()), 409, 413, 415, 422, 503)
+    codes = (400, 403, *((401,) if auth else ()), 409, 413, 422, 503)
     return {
         "tags": ["streams"],
         "summary": "Append events to a stream",
@@ -294,11 +287,8 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         await check_write(request)
         stream: str = request.path_params["stream"]
         validate_stream_name(stream)
-        if not _is_json(request.headers.get("content-type")):
-            # Browsers send text/plain and form bodies to any origin without asking first
-            # (no CORS preflight): insisting on JSON keeps a web page from appending events
-            # through a visitor's browser to a server on their machine.
-            raise HTTPException(415, "the body must be JSON: send Content-Type: application/json")
+        # The body is read as JSON whatever its Content-Type says (the API's contract: every
+        # body is JSON); cross-site browser requests are refused by `CrossOriginGuard`.
         raw = await request.body()
         try:
             body = AppendRequest.model_validate_json(raw)
