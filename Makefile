@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,15 @@ audit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/append.py
+
+# Soak: 15 minutes of mixed traffic against a server and a projection worker (docs/assets/soak).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 15
+
+# Bad input: schemathesis, the abuse catalogue, slow clients, 500 SSE streams, hypothesis
+# fuzzing; the report goes to docs/assets/abuse.
+bad-input: $(STAMP)
+	$(BIN)/python bench/bad_input.py
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) .pytest_cache .mypy_cache .ruff_cache build dist
