@@ -32,7 +32,7 @@ from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
 from ilji.server.auth import Role, Tokens, bearer_token, require
 from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
-from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from ilji.server.problems import responses
 from ilji.server.routes import OrjsonResponse, StreamName
 from ilji.store.catalog import MAX_LIST_LIMIT, Catalog, StoreStats, StreamListing
 from ilji.store.postgres import PostgresEventStore
@@ -281,13 +281,7 @@ _DESCRIPTIONS = {
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {
-            "description": _DESCRIPTIONS[code],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
+    return responses(_DESCRIPTIONS, *codes)
 
 
 NamePrefix = Annotated[

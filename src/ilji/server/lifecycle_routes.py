@@ -28,11 +28,10 @@ from ilji.server.models import (
     TruncateRequest,
     lifecycle_json,
 )
-from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
-from ilji.server.routes import OrjsonResponse
+from ilji.server.problems import responses
+from ilji.server.routes import OrjsonResponse, store_of
 from ilji.store.audit import Actor, token_fingerprint
 from ilji.store.lifecycle import Retention
-from ilji.store.postgres import PostgresEventStore
 
 _DESCRIPTIONS = {
     400: "Invalid input (a reserved $ name, a version out of range, no retention rule given).",
@@ -60,18 +59,7 @@ CategoryName = Annotated[
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {
-            "description": _DESCRIPTIONS[code],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
-
-
-def _store(request: Request) -> PostgresEventStore:
-    store: PostgresEventStore = request.app.state.store
-    return store
+    return responses(_DESCRIPTIONS, *codes)
 
 
 def actor_of(request: Request) -> Actor:
@@ -116,7 +104,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     )
     async def get_stream(request: Request, stream: StreamName) -> Response:
         """The stream's version (hidden events included) and what its readers see."""
-        state = await _store(request).stream_lifecycle(stream)
+        state = await store_of(request).stream_lifecycle(stream)
         if state.version == 0:
             raise StreamNotFound(stream)
         return OrjsonResponse(lifecycle_json(state))
@@ -132,7 +120,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     async def delete_stream(request: Request, stream: StreamName) -> Response:
         """Reads of the stream answer 404 and the global log leaves its events out; they stay
         stored. An append brings the stream back with the new events only; restore shows all."""
-        state = await _store(request).delete_stream(stream, actor=actor_of(request))
+        state = await store_of(request).delete_stream(stream, actor=actor_of(request))
         return OrjsonResponse(lifecycle_json(state))
 
     @router.post(
@@ -145,7 +133,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     )
     async def restore_stream(request: Request, stream: StreamName) -> Response:
         """The events the delete hid are visible again (a stream that is not deleted is left as it is)."""
-        state = await _store(request).restore_stream(stream, actor=actor_of(request))
+        state = await store_of(request).restore_stream(stream, actor=actor_of(request))
         return OrjsonResponse(lifecycle_json(state))
 
     @router.post(
@@ -160,7 +148,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
         request: Request, stream: StreamName, body: Annotated[TruncateRequest, Body()]
     ) -> Response:
         """Versions below `before` are hidden from every read; `before: 1` shows them all again."""
-        state = await _store(request).truncate_stream(stream, body.before, actor=actor_of(request))
+        state = await store_of(request).truncate_stream(stream, body.before, actor=actor_of(request))
         return OrjsonResponse(lifecycle_json(state))
 
     @router.get(
@@ -173,7 +161,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     )
     async def get_retention(request: Request, category: CategoryName) -> Response:
         """`max_age_seconds` and `max_count`, both null when the category has no rule."""
-        return OrjsonResponse(_retention_json(category, await _store(request).retention(category)))
+        return OrjsonResponse(_retention_json(category, await store_of(request).retention(category)))
 
     @router.put(
         "/v1/lifecycle/retention/{category:ilji_name}",
@@ -188,7 +176,7 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     ) -> Response:
         """Hide the category's events older than `max_age_seconds`, and all but the newest
         `max_count` of each of its streams (give one or both)."""
-        rule = await _store(request).set_retention(
+        rule = await store_of(request).set_retention(
             category,
             max_age_seconds=body.max_age_seconds,
             max_count=body.max_count,
@@ -206,5 +194,5 @@ def add_lifecycle_routes(app: FastAPI, auth: bool) -> None:
     )
     async def delete_retention(request: Request, category: CategoryName) -> Response:
         """The category's events are visible again; answers the (now empty) rule."""
-        await _store(request).clear_retention(category, actor=actor_of(request))
+        await store_of(request).clear_retention(category, actor=actor_of(request))
         return OrjsonResponse(_retention_json(category, None))

@@ -8,6 +8,7 @@ Every failure a client can see goes through `problem()`, so all error bodies sha
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -90,6 +91,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+def responses(descriptions: Mapping[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for `codes`: each a problem+json body, described from `descriptions`."""
+    return {
+        code: {"description": descriptions[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+        for code in codes
+    }
 
 
 def status_of(exc: IljiError) -> int:

@@ -29,8 +29,8 @@ from ilji.server.models import (
     parked_json,
     projection_json,
 )
-from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
-from ilji.server.routes import OrjsonResponse
+from ilji.server.problems import responses
+from ilji.server.routes import OrjsonResponse, store_of
 from ilji.store.postgres import PostgresEventStore
 
 #: The longest a client may ask `/wait` to hold its request (seconds).
@@ -53,18 +53,7 @@ ProjectionName = Annotated[
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {
-            "description": _DESCRIPTIONS[code],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
-
-
-def _store(request: Request) -> PostgresEventStore:
-    store: PostgresEventStore = request.app.state.store
-    return store
+    return responses(_DESCRIPTIONS, *codes)
 
 
 async def _one(store: PostgresEventStore, name: str) -> dict[str, Any]:
@@ -90,7 +79,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     )
     async def list_projections(request: Request) -> Response:
         """Every registered projection: versions, pause flag, per partition checkpoint, lag, owner, state."""
-        found = await admin.status(_store(request))
+        found = await admin.status(store_of(request))
         return OrjsonResponse({"projections": [projection_json(p) for p in found]})
 
     @router.get(
@@ -108,7 +97,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         limit: Annotated[int, Query(ge=1, le=1000, description="events to return, 1..1000")] = 100,
     ) -> Response:
         """Events the projection gave up on, oldest first, with the error and the attempts made."""
-        store = _store(request)
+        store = store_of(request)
         events = await admin.list_parked(store, name, include_replayed=include_replayed, limit=limit)
         if not events:
             await admin.status(store, name)  # an unknown name is a 404, not an empty list
@@ -134,7 +123,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         ] = 5.0,
     ) -> Response:
         """200 once the serving version has dealt with every event up to `position`; 504 after `timeout`."""
-        store = _store(request)
+        store = store_of(request)
         # Checked once up front: an unknown name is a 404 at once, not after `timeout`
         # (`wait_for_position` keeps waiting for a projection a worker has yet to register).
         if not await admin.reached(store, name, position):
@@ -151,7 +140,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     )
     async def get_projection(request: Request, name: ProjectionName) -> Response:
         """One projection's status, like an item of GET /v1/projections."""
-        return OrjsonResponse(await _one(_store(request), name))
+        return OrjsonResponse(await _one(store_of(request), name))
 
     @router.post(
         "/v1/projections/{name}/pause",
@@ -163,7 +152,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     )
     async def pause(request: Request, name: ProjectionName) -> Response:
         """Its workers finish their batch and release their leases within a third of the lease TTL."""
-        store = _store(request)
+        store = store_of(request)
         await admin.pause(store, name, actor=actor_of(request))
         return OrjsonResponse(await _one(store, name))
 
@@ -177,7 +166,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
     )
     async def resume(request: Request, name: ProjectionName) -> Response:
         """Undo a pause, and restart partitions the stop policy failed on a poison event."""
-        store = _store(request)
+        store = store_of(request)
         await admin.resume(store, name, actor=actor_of(request))
         return OrjsonResponse(await _one(store, name))
 
@@ -196,7 +185,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         Follow it with GET /v1/projections/{name}: `rebuilding` lists the new version's
         partitions until `active_version` becomes the returned version.
         """
-        version = await admin.request_rebuild(_store(request), name, actor=actor_of(request))
+        version = await admin.request_rebuild(store_of(request), name, actor=actor_of(request))
         return OrjsonResponse({"projection": name, "version": version}, status_code=202)
 
     @router.post(
@@ -218,7 +207,7 @@ def add_projection_routes(app: FastAPI, auth: bool) -> None:
         An event that fails again stays parked. Watch GET .../parked?include_replayed=true.
         """
         ids = body.event_ids if body is not None else None
-        requested = await admin.replay_parked(_store(request), name, ids, actor=actor_of(request))
+        requested = await admin.replay_parked(store_of(request), name, ids, actor=actor_of(request))
         return OrjsonResponse(
             {
                 "projection": name,

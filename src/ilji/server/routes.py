@@ -55,7 +55,7 @@ from ilji.server.models import (
     StreamPage,
     event_json,
 )
-from ilji.server.problems import PROBLEM_MEDIA_TYPE, PROBLEM_SCHEMA
+from ilji.server.problems import responses
 from ilji.server.sse import SSE_MEDIA_TYPE, follow_stream, parse_last_event_id, sse_response, wants_sse
 from ilji.store.errors import translate
 from ilji.store.migrate import latest_version, schema_version
@@ -85,13 +85,7 @@ _DESCRIPTIONS = {
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {
-            "description": _DESCRIPTIONS[code],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
-        }
-        for code in codes
-    }
+    return responses(_DESCRIPTIONS, *codes)
 
 
 def _sse_content(description: str) -> dict[str, Any]:
@@ -125,7 +119,8 @@ LastEventId = Annotated[
 ]
 
 
-def _store(request: Request) -> PostgresEventStore:
+def store_of(request: Request) -> PostgresEventStore:
+    """The store the app serves (opened when the app started)."""
     store: PostgresEventStore = request.app.state.store
     return store
 
@@ -308,7 +303,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         ]
         metrics = _metrics(request)
         try:
-            result = await _store(request).append(stream, events, expected)
+            result = await store_of(request).append(stream, events, expected)
         except IljiError as exc:
             metrics.appends.labels(exc.code).inc()
             if isinstance(exc, ConflictError):
@@ -364,7 +359,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
     ) -> Response:
         """A stream's events from `from_version`, oldest or newest first. Ilji's own streams
         (names starting with $, like $audit) need an admin token."""
-        store = _store(request)
+        store = store_of(request)
         if stream.startswith("$"):
             await check_admin(request)
         if wants_sse(request.headers.get("accept")):
@@ -404,7 +399,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         request: Request, after: After = 0, limit: Limit = 100, last_event_id: LastEventId = None
     ) -> Response:
         """Events after position `after`; an empty page means caught up, and then `next` equals `after`."""
-        store = _store(request)
+        store = store_of(request)
         if wants_sse(request.headers.get("accept")):
             resume = parse_last_event_id(last_event_id)
             return _sse(request, _follow(store, resume if resume is not None else after, None), "all", False)
@@ -436,7 +431,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         """Like /v1/all, for the streams of one category (the part of a stream name before the first -).
 
         Ilji's own categories (starting with $, like $audit) need an admin token."""
-        store = _store(request)
+        store = store_of(request)
         validate_category(category)
         if category.startswith("$"):
             await check_admin(request)
@@ -468,7 +463,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         """200 when requests can be served; 503 while the database is away or the server drains."""
         if request.app.state.drain.event.is_set():
             raise StoreUnavailable("the server is shutting down")
-        store = _store(request)
+        store = store_of(request)
         try:
             async with store.pool.connection(timeout=2.0) as conn:
                 found = await schema_version(conn)
