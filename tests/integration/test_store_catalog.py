@@ -222,3 +222,20 @@ async def test_hidden_events_are_not_counted(fresh_store: PostgresEventStore) ->
     # h-0 and h-2 (4 events), and the delete's own records: one event in $lifecycle, one in $audit.
     assert (stats.events, stats.streams) == (6, 4)
     assert sum(b.events for b in stats.buckets) == 6
+
+
+async def test_hidden_streams_within_the_cap_do_not_make_a_short_walk_look_exact(
+    fresh_store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 6 streams, the first 3 by name soft-deleted, a cap of 4: the walk stops before seeing all
+    # names, so the visible count (1 of the 4 walked) must not be reported as exact.
+    for i in range(6):
+        await fresh_store.append(f"w-{i}", [NewEvent("T", {})])
+    for i in range(3):
+        await fresh_store.delete_stream(f"w-{i}")
+    monkeypatch.setattr(catalog_module, "STREAM_COUNT_CAP", 4)
+    stats = await Catalog(fresh_store).stats()
+    assert stats.streams_exact is False
+    monkeypatch.setattr(catalog_module, "STREAM_COUNT_CAP", 100)
+    stats = await Catalog(fresh_store).stats()
+    assert (stats.streams, stats.streams_exact) == (5, True)  # w-3..w-5, $lifecycle, $audit

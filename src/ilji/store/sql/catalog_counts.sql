@@ -14,10 +14,15 @@ WITH RECURSIVE names(stream, n) AS (
     FROM names
     WHERE names.stream IS NOT NULL AND names.n < %(stream_cap)s
 ),
+-- Exact only when the walk saw every name: hidden streams count toward the cap as well, so
+-- the visible count alone cannot tell whether names were left unwalked.
 streams AS (
-    SELECT count(*) AS n FROM names
+    SELECT count(*) FILTER (
+               WHERE EXISTS (SELECT FROM ilji.visible_events v WHERE v.stream = names.stream)
+           ) AS n,
+           count(*) < %(stream_cap)s AS complete
+    FROM names
     WHERE stream IS NOT NULL
-      AND EXISTS (SELECT FROM ilji.visible_events v WHERE v.stream = names.stream)
 ),
 events AS (SELECT count(*) AS n FROM (SELECT 1 FROM ilji.visible_events LIMIT %(event_cap)s) e),
 estimate AS (
@@ -34,9 +39,9 @@ SELECT
     CASE WHEN events.n < %(event_cap)s THEN events.n
          ELSE greatest(events.n, coalesce(estimate.rows, 0)) END        AS events,
     events.n < %(event_cap)s                                             AS events_exact,
-    CASE WHEN streams.n < %(stream_cap)s THEN streams.n
+    CASE WHEN streams.complete THEN streams.n
          ELSE greatest(streams.n, coalesce(estimate.streams, 0)) END    AS streams,
-    streams.n < %(stream_cap)s                                           AS streams_exact,
+    streams.complete                                                     AS streams_exact,
     (SELECT coalesce(max(position), 0) FROM ilji.events)                 AS last_position,
     (SELECT max(recorded_at) FROM ilji.events
      WHERE position = (SELECT max(position) FROM ilji.events))           AS last_recorded_at,
