@@ -77,6 +77,20 @@ async def test_state_history_shows_each_version_and_what_it_changed() -> None:
     assert page.before == created.state and page.steps[0].changes == reserved.changes
 
 
+async def test_a_page_of_a_truncated_stream_starts_at_the_first_visible_version_asked_for() -> None:
+    store = MemoryEventStore()
+    conferences = repository(store)
+    await conferences.handle("big", CreateConference("Big", 100))
+    for i in range(9):
+        await conferences.handle("big", ReserveSeats(f"r{i}", 1))  # versions 2..10
+    await store.truncate_stream("conference-big", 4)  # versions 1..3 hidden
+    page = await state_history(store, conference, "conference-big", from_version=2, limit=3)
+    assert [s.event.version for s in page.steps] == [4, 5, 6]
+    page = await state_history(store, conference, "conference-big", from_version=5, limit=3)
+    assert [s.event.version for s in page.steps] == [5, 6, 7]
+    assert page.before["reservations"] == {"r2": 1}  # the state folded from version 4 only
+
+
 async def test_an_event_that_does_not_decode_is_shown_with_its_error() -> None:
     store = MemoryEventStore()
     await store.append(

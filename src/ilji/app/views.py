@@ -220,18 +220,27 @@ async def state_history(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_STATES_LIMIT:
         raise ValidationError("limit", f"must be an integer from 1 to {MAX_STATES_LIMIT}")
     state: S = view.aggregate.decider.initial_state()
+    # Fold what lies before `from_version`. Versions can be missing (a truncated stream hides
+    # its first ones), so a page may reach past `from_version`: what it holds from there on is
+    # the start of the page shown, not part of the state before it.
     version = 0
+    shown_first: list[RecordedEvent] = []
     while version < from_version - 1:
         page = await store.read_stream(stream, version + 1, min(_FOLD_PAGE, from_version - 1 - version))
-        for recorded in page:
-            state, _ = _step(view, state, recorded)
         if not page:
             break
+        for recorded in page:
+            if recorded.version >= from_version:
+                shown_first.append(recorded)
+            else:
+                state, _ = _step(view, state, recorded)
         version = page[-1].version
     before = view.state_json(state)
     shown = before
     steps: list[StateStep] = []
-    for recorded in await store.read_stream(stream, version + 1, limit):
+    rest = limit - len(shown_first)
+    after_fold = await store.read_stream(stream, version + 1, rest) if rest > 0 else []
+    for recorded in [*shown_first, *after_fold][:limit]:
         state, error = _step(view, state, recorded)
         after = view.state_json(state)
         steps.append(StateStep(recorded, after, diff(shown, after), error))
