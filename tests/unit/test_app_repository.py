@@ -310,6 +310,24 @@ async def test_state_as_of_a_version_and_as_of_a_time() -> None:
         await tallies.state_at(entity)
 
 
+async def test_temporal_queries_see_only_what_lifecycle_rules_leave_visible() -> None:
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    store = MemoryEventStore(clock=StepClock(start, timedelta(minutes=1)))
+    tallies = Repository(store, tally_type())
+    entity = new_id()
+    for amount in (1, 2, 3, 4, 5, 6):
+        await tallies.handle(entity, Add(amount))  # versions 1..6 at start, start+1min, ...
+    await store.truncate_stream(tallies.stream(entity), 4)  # versions 1..3 hidden
+    # As of version 2 nothing visible had happened; as of 5, versions 4 and 5 only.
+    assert (await tallies.state_at(entity, version=2)).version == 0
+    as_of_5 = await tallies.state_at(entity, version=5)
+    assert (as_of_5.version, list(as_of_5.state.amounts)) == (5, [4, 5])
+    assert await tallies.version_at(entity, start + timedelta(minutes=1)) == 3  # before the first visible
+    assert await tallies.version_at(entity, start + timedelta(minutes=4, seconds=30)) == 5
+    await store.delete_stream(tallies.stream(entity))
+    assert await tallies.version_at(entity, start + timedelta(days=1)) == 0
+
+
 async def test_history_gives_each_event_and_the_state_after_it() -> None:
     store = MemoryEventStore()
     tallies = Repository(store, tally_type())

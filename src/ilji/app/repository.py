@@ -266,12 +266,15 @@ class Repository(Generic[C, E, S]):
             limit = self.page_size if max_version is None else min(self.page_size, max_version - version)
             page = await self.store.read_stream(stream, version + 1, limit)
             for recorded in page:
+                # Versions can be missing (a truncated stream hides its first ones), so a page
+                # may reach past `max_version`: the fold stops there.
+                if max_version is not None and recorded.version > max_version:
+                    return _Fold(state, version, last_id, count)
                 event = registry.decode(recorded)
                 # Tolerant reader: an unknown type still counts for the version, not the state.
                 if not isinstance(event, UnknownEvent):
                     state = step(state, event)  # type: ignore[arg-type]
-            if page:
-                version, last_id, count = page[-1].version, page[-1].id, count + len(page)
+                version, last_id, count = recorded.version, recorded.id, count + 1
             if len(page) < limit:
                 break
         return _Fold(state, version, last_id, count)
@@ -307,8 +310,12 @@ class Repository(Generic[C, E, S]):
     async def _version_at(self, stream: str, at: datetime) -> int:
         # Within a stream, recorded_at never decreases with the version (an append starts after
         # the previous event of its stream committed), so a binary search finds the boundary
-        # in log2(n) one-event reads.
-        lo, hi = 0, await self.store.stream_version(stream)
+        # in log2(n) one-event reads. Only the visible versions are searched: lifecycle rules
+        # hide a prefix of a stream (truncation, retention) or all of it (soft delete).
+        first = await self.store.read_stream(stream, 1, 1)
+        if not first:
+            return 0
+        lo, hi = first[0].version - 1, await self.store.stream_version(stream)
         while lo < hi:
             mid = (lo + hi + 1) // 2
             [event] = await self.store.read_stream(stream, mid, 1)
