@@ -519,6 +519,25 @@ def test_huge_headers_are_refused_before_they_are_all_read(server: Server) -> No
     assert sent < 8 * 1024 * 1024  # the server closed the connection long before the end
 
 
+def test_one_endless_header_line_is_refused_too(server: Server) -> None:
+    # httptools reports a header only when its line ends: one line that never ends must be
+    # counted as it arrives, not after it (it would otherwise grow until the head's timeout).
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        started = time.monotonic()
+        sent = 0
+        with contextlib.suppress(OSError):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+            sock.settimeout(5)
+            for _ in range(2000):  # up to 32 MB in one header value, never ended
+                sock.sendall(b"e" * 16_000)
+                sent += 16_000
+                time.sleep(0.001)  # separate reads on the server
+        answer = read_answer(sock, started, timeout=5)
+    assert answer.status == 431, answer
+    assert answer.seconds < HEADER_TIMEOUT  # refused for its size, not at the timeout
+    assert sent < 2 * 1024 * 1024
+
+
 # -- many SSE clients --------------------------------------------------------------------------
 
 

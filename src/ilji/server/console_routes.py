@@ -33,9 +33,8 @@ from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
 from ilji.server.auth import Role, Tokens, bearer_token, require
 from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
 from ilji.server.problems import responses
-from ilji.server.routes import OrjsonResponse, StreamName
+from ilji.server.routes import OrjsonResponse, StreamName, store_of
 from ilji.store.catalog import MAX_LIST_LIMIT, Catalog, StoreStats, StreamListing
-from ilji.store.postgres import PostgresEventStore
 
 # -- the console's files -------------------------------------------------------------------------
 
@@ -312,7 +311,7 @@ CategoryFilter = Annotated[
 
 
 def _catalog(request: Request) -> Catalog:
-    store: PostgresEventStore = request.app.state.store
+    store = store_of(request)
     catalog: Catalog | None = getattr(request.app.state, "catalog", None)
     if catalog is None or catalog.store is not store:
         catalog = request.app.state.catalog = Catalog(store)
@@ -459,7 +458,7 @@ def add_console_routes(app: FastAPI, auth: bool) -> None:
                     "message": f"no domain view is registered for the category of {stream!r}",
                 },
             )
-        store: PostgresEventStore = request.app.state.store
+        store = store_of(request)
         history = await state_history(store, view, stream, from_version=from_version, limit=limit)
         if history.version == 0:
             raise StreamNotFound(stream)

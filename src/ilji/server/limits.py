@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -76,7 +75,8 @@ class BodyLimitMiddleware:
                 break
         received = 0
         complete = False
-        deadline = time.monotonic() + self.timeout if self.timeout is not None else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout if self.timeout is not None else None
 
         async def counting_receive() -> Message:
             nonlocal received, complete
@@ -84,7 +84,10 @@ class BodyLimitMiddleware:
                 message = await receive()
             else:
                 try:
-                    message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs receive() in a
+                    # task of its own, on every append.
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
                 except TimeoutError:
                     # FastAPI re-raises HTTPException from body reading; the app's handler
                     # turns it into a problem body.
@@ -192,6 +195,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.max_head = int(getattr(settings, "max_header_bytes", DEFAULT_MAX_HEADER_BYTES))
         self.head_timeout = float(getattr(settings, "header_timeout", DEFAULT_HEADER_TIMEOUT))
         self._head_bytes = 0
+        self._raw_head_bytes = 0
+        self._heads_done = 0
         self._in_head = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
@@ -207,14 +212,26 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Ignore whatever follows a refusal (the connection is closing)."""
-        if not self._refused:
-            super().data_received(data)
+        """Parse, count what arrives in the middle of a head, ignore what follows a refusal."""
+        if self._refused:
+            return
+        heads_before, was_in_head = self._heads_done, self._in_head
+        super().data_received(data)
+        # httptools reports a header only once its line is complete, and keeps the unfinished
+        # line in memory (copying it at every chunk): one endless header line is never seen by
+        # `on_header`. A chunk that arrives while a head is open, and leaves it open, is all
+        # head, so it counts in full. The head's first chunk is not counted here (it may hold
+        # the end of the previous request), which leaves the bound at the limit plus one read.
+        if was_in_head and self._in_head and heads_before == self._heads_done and not self._refused:
+            self._raw_head_bytes += len(data)
+            if self._raw_head_bytes > self.max_head:
+                self._refuse(431, f"the request line and headers are larger than {self.max_head} bytes")
 
     def on_message_begin(self) -> None:
         """A request starts: count its head from zero, on the clock."""
         super().on_message_begin()
         self._head_bytes = 0
+        self._raw_head_bytes = 0
         self._in_head = True
         if self._head_timer is None:
             self._arm()
@@ -232,6 +249,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         """The head is complete: stop the clock, hand the request to the app."""
         self._in_head = False
+        self._heads_done += 1
         self._disarm()
         super().on_headers_complete()
 
