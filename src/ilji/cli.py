@@ -27,7 +27,6 @@ from ilji.domain.errors import (
     IljiError,
     SchemaError,
     StoreUnavailable,
-    StreamDeleted,
     StreamNotFound,
     ValidationError,
     WrongExpectedVersion,
@@ -259,11 +258,7 @@ def read_command(
         direction: Direction = "backward" if backward else "forward"
         events = await runtime.store.read_stream(stream, from_version, limit, direction)
         if not events:
-            state = await runtime.store.stream_lifecycle(stream)
-            if state.version == 0:
-                raise StreamNotFound(stream)
-            if state.deleted and state.deleted_version is not None:
-                raise StreamDeleted(stream, state.deleted_version)
+            (await runtime.store.stream_lifecycle(stream)).check_readable()
         if json_output:
             _print_json({"stream": stream, "events": [event_json(e) for e in events]})
         else:

@@ -147,15 +147,20 @@ def bearer_of(header: str | None) -> str | None:
     return value.strip()
 
 
+def role_of_request(request: Request) -> Role | None:
+    """The role the request's token grants: admin when auth is off, None without a valid token."""
+    tokens: Tokens = request.app.state.tokens
+    if not tokens.enabled:
+        return Role.ADMIN
+    presented = bearer_token(request)
+    return tokens.role_of(presented) if presented is not None else None
+
+
 def require(role: Role) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that lets a request through only with a token of `role` or higher."""
 
     async def check(request: Request) -> None:
-        tokens: Tokens = request.app.state.tokens
-        if not tokens.enabled:
-            return
-        presented = bearer_token(request)
-        granted = tokens.role_of(presented) if presented is not None else None
+        granted = role_of_request(request)
         if granted is None:
             raise Unauthorized("a valid `Authorization: Bearer <token>` header is required")
         if granted < role:

@@ -30,7 +30,7 @@ from ilji.app.views import MAX_STATES_LIMIT, Change, DomainViews, StateHistory, 
 from ilji.domain.errors import StreamNotFound
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
-from ilji.server.auth import Role, Tokens, bearer_token, require
+from ilji.server.auth import Role, require, role_of_request
 from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
 from ilji.server.problems import responses
 from ilji.server.routes import OrjsonResponse, StreamName, store_of
@@ -318,15 +318,6 @@ def _catalog(request: Request) -> Catalog:
     return catalog
 
 
-def _role(request: Request) -> Role | None:
-    """The presented token's role (admin when tokens are off; None for no or an unknown token)."""
-    tokens: Tokens = request.app.state.tokens
-    if not tokens.enabled:
-        return Role.ADMIN
-    presented = bearer_token(request)
-    return tokens.role_of(presented) if presented is not None else None
-
-
 def add_console_routes(app: FastAPI, auth: bool) -> None:
     """Add /console and the JSON routes it reads; `auth` adds the 401/403 answers to the documentation."""
     router = app.router
@@ -375,7 +366,7 @@ def add_console_routes(app: FastAPI, auth: bool) -> None:
             category=category,
             after=after,
             limit=limit,
-            include_system=_role(request) == Role.ADMIN,
+            include_system=role_of_request(request) == Role.ADMIN,
         )
         return OrjsonResponse(listing_json(listing))
 
@@ -474,6 +465,6 @@ def add_console_routes(app: FastAPI, auth: bool) -> None:
     )
     async def whoami(request: Request) -> Response:
         """The console asks this first: a 401 means it must ask for a token."""
-        role = _role(request)
+        role = role_of_request(request)
         assert role is not None  # the dependency let the request through
         return OrjsonResponse({"auth": request.app.state.tokens.enabled, "role": role.name.lower()})

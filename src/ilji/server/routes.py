@@ -25,7 +25,6 @@ from ilji.domain.errors import (
     IljiError,
     SchemaError,
     StoreUnavailable,
-    StreamDeleted,
     StreamNotFound,
     ValidationError,
 )
@@ -372,9 +371,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         if version == 0:
             raise StreamNotFound(stream)
         if not events:  # only then: is it soft-deleted? (docs/en/lifecycle.md)
-            state = await store.stream_lifecycle(stream)
-            if state.deleted and state.deleted_version is not None:
-                raise StreamDeleted(stream, state.deleted_version)
+            (await store.stream_lifecycle(stream)).check_readable()
         return OrjsonResponse(
             {"stream": stream, "version": version, "events": [event_json(e) for e in events]},
             headers={"ETag": _etag(version)},

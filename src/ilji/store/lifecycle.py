@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from ilji.domain.errors import StreamNotFound, ValidationError
+from ilji.domain.errors import StreamDeleted, StreamNotFound, ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION, NewEvent
 from ilji.domain.validation import validate_category, validate_stream_name
 
@@ -46,6 +46,14 @@ class StreamLifecycle:
     def deleted(self) -> bool:
         """True while reads answer "deleted": soft-deleted and nothing appended since."""
         return self.deleted_version is not None and self.version <= self.deleted_version
+
+    def check_readable(self) -> None:
+        """For a read that found no events: `StreamNotFound` if nothing was ever appended,
+        `StreamDeleted` if the stream is soft-deleted (an admin can restore it)."""
+        if self.version == 0:
+            raise StreamNotFound(self.stream)
+        if self.deleted and self.deleted_version is not None:
+            raise StreamDeleted(self.stream, self.deleted_version)
 
     @property
     def first_visible_version(self) -> int:
