@@ -75,10 +75,19 @@ class HistoryEntry(Generic[E, S]):
 
 @dataclass(slots=True)
 class _Fold(Generic[S]):
+    """A fold in progress: the state after `version`, folded from `first_version` on.
+
+    `first_version` is 0 while nothing is folded. `gapless` turns false when a page skipped
+    versions after the fold began: a lifecycle rule changed while it read, so the state is
+    fit to answer this load but not to be kept as a snapshot.
+    """
+
     state: S
     version: int
     last_event_id: Any = None
     count: int = 0
+    first_version: int = 0
+    gapless: bool = True
 
 
 class Repository(Generic[C, E, S]):
@@ -133,7 +142,7 @@ class Repository(Generic[C, E, S]):
         attempt = 0
         while True:
             attempt += 1
-            loaded = await self._load(stream, None, use_snapshots=True)
+            loaded, fold = await self._load_fold(stream, None, use_snapshots=True)
             if expected_version is not None and loaded.version != expected_version:
                 raise WrongExpectedVersion(stream, expected_version, loaded.version)
             events = list(decider.decide(command, loaded.state))
@@ -153,7 +162,14 @@ class Repository(Generic[C, E, S]):
                 await asyncio.sleep(random.uniform(0, cap))
                 continue
             state = decider.fold(events, loaded.state)
-            await self._maybe_snapshot(stream, loaded.version, result.last_version, state, new_events[-1].id)
+            folded = _Fold(
+                state,
+                result.last_version,
+                new_events[-1].id,
+                first_version=fold.first_version or result.first_version,
+                gapless=fold.gapless,
+            )
+            await self._maybe_snapshot(stream, loaded.version, folded)
             return CommandResult(stream, events, state, result.last_version, result, attempt)
 
     # -- loading -------------------------------------------------------------------------------
@@ -212,6 +228,12 @@ class Repository(Generic[C, E, S]):
     # -- machinery -----------------------------------------------------------------------------
 
     async def _load(self, stream: str, max_version: int | None, *, use_snapshots: bool) -> Loaded[S]:
+        loaded, _ = await self._load_fold(stream, max_version, use_snapshots=use_snapshots)
+        return loaded
+
+    async def _load_fold(
+        self, stream: str, max_version: int | None, *, use_snapshots: bool
+    ) -> tuple[Loaded[S], _Fold[S]]:
         start = _Fold(self.type.decider.initial_state(), 0)
         snapshot_version = 0
         if use_snapshots:
@@ -229,9 +251,9 @@ class Repository(Generic[C, E, S]):
             and fold.count >= policy.every
         ):
             # Loading replayed a long tail (no snapshot yet, an old state schema, snapshots
-            # deleted): keep the work for the next reader.
+            # deleted, or folded under other lifecycle rules): keep the work for the next reader.
             await self._save_snapshot(stream, fold)
-        return loaded
+        return loaded, fold
 
     async def _from_snapshot(self, stream: str, max_version: int | None) -> _Fold[S] | None:
         """The fold state a usable snapshot gives, or None (no snapshot, or one not to trust)."""
@@ -242,9 +264,21 @@ class Repository(Generic[C, E, S]):
         snapshot = await self.snapshots.latest(stream, codec.name, codec.schema_version, max_version)
         if snapshot is None:
             return None
-        # The snapshot must describe this very stream: the event at its version must be the one
-        # it was taken after (a database restored or recreated under it would fail this).
-        anchor = await self.store.read_stream(stream, snapshot.version, 1)
+        # The snapshot must have been folded from the events a replay would fold now. Lifecycle
+        # rules hide a prefix of a stream (truncate-before, soft delete, retention) and may show
+        # it again, so the first visible version must be the first one the snapshot folded:
+        # otherwise it holds events now hidden, or lacks events shown again. This is normal
+        # after a lifecycle change, so it is not worth a warning.
+        first = await self.store.read_stream(stream, 1, 1)
+        if not first or first[0].version != snapshot.first_version:
+            log.debug("ignoring a snapshot folded under other lifecycle rules", extra={"stream": stream})
+            return None
+        # And it must describe this very stream: the event at its version must be the one it
+        # was taken after (a database restored or recreated under it would fail this).
+        if snapshot.version == first[0].version:
+            anchor = first
+        else:
+            anchor = await self.store.read_stream(stream, snapshot.version, 1)
         if not anchor or anchor[0].version != snapshot.version or anchor[0].id != snapshot.event_id:
             log.warning("ignoring a snapshot that does not match its stream", extra={"stream": stream})
             return None
@@ -253,7 +287,7 @@ class Repository(Generic[C, E, S]):
         except (EventSchemaError, TypeError, ValueError, KeyError) as exc:
             log.warning("ignoring a snapshot that does not decode: %s", exc, extra={"stream": stream})
             return None
-        return _Fold(state, snapshot.version, snapshot.event_id)
+        return _Fold(state, snapshot.version, snapshot.event_id, first_version=snapshot.first_version)
 
     async def _fold(self, stream: str, fold: _Fold[S], max_version: int | None) -> _Fold[S]:
         decider = self.type.decider
@@ -262,6 +296,7 @@ class Repository(Generic[C, E, S]):
         # snapshot), so a decider that can change a state in place may do so.
         step = decider.evolve_in_place or decider.evolve
         state, version, last_id, count = fold.state, fold.version, fold.last_event_id, 0
+        first, gapless = fold.first_version, fold.gapless
         while max_version is None or version < max_version:
             limit = self.page_size if max_version is None else min(self.page_size, max_version - version)
             page = await self.store.read_stream(stream, version + 1, limit)
@@ -269,7 +304,12 @@ class Repository(Generic[C, E, S]):
                 # Versions can be missing (a truncated stream hides its first ones), so a page
                 # may reach past `max_version`: the fold stops there.
                 if max_version is not None and recorded.version > max_version:
-                    return _Fold(state, version, last_id, count)
+                    return _Fold(state, version, last_id, count, first, gapless)
+                if first == 0:
+                    first = recorded.version
+                elif recorded.version != version + 1:
+                    # Within a fold, versions are consecutive unless a rule hid some meanwhile.
+                    gapless = False
                 event = registry.decode(recorded)
                 # Tolerant reader: an unknown type still counts for the version, not the state.
                 if not isinstance(event, UnknownEvent):
@@ -277,19 +317,21 @@ class Repository(Generic[C, E, S]):
                 version, last_id, count = recorded.version, recorded.id, count + 1
             if len(page) < limit:
                 break
-        return _Fold(state, version, last_id, count)
+        return _Fold(state, version, last_id, count, first, gapless)
 
-    async def _maybe_snapshot(
-        self, stream: str, before: int, after: int, state: S, last_event_id: Any
-    ) -> None:
+    async def _maybe_snapshot(self, stream: str, before: int, fold: _Fold[S]) -> None:
         policy = self.type.snapshots
-        if policy is None or self.snapshots is None or not policy.due(before, after):
+        if policy is None or self.snapshots is None or not policy.due(before, fold.version):
             return
-        await self._save_snapshot(stream, _Fold(state, after, last_event_id))
+        await self._save_snapshot(stream, fold)
 
     async def _save_snapshot(self, stream: str, fold: _Fold[S]) -> Snapshot | None:
         policy = self.type.snapshots
         assert policy is not None and self.snapshots is not None
+        if not fold.gapless or fold.first_version == 0:
+            # Folded while a lifecycle rule changed: no single set of visible events gave
+            # this state, so no later reader could check that it still applies.
+            return None
         snapshot = Snapshot(
             stream=stream,
             state_type=policy.codec.name,
@@ -297,6 +339,7 @@ class Repository(Generic[C, E, S]):
             version=fold.version,
             event_id=fold.last_event_id,
             state=policy.codec.encode(fold.state),
+            first_version=fold.first_version,
         )
         try:
             await self.snapshots.save(snapshot)

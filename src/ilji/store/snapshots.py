@@ -1,8 +1,10 @@
 """Snapshot storage: the `SnapshotStore` port, its PostgreSQL implementation and in-memory twin.
 
-A snapshot is a cache. It is stored with the stream version it covers, the id of the event at
-that version and the schema version of the state's shape; the reader asks only for its own
-schema version and checks the event id, so a stale or foreign snapshot is never used. Deleting
+A snapshot is a cache. It is stored with the stream versions it was folded from (the first
+and the last), the id of the event at the last one and the schema version of the state's
+shape; the reader asks only for its own schema version, checks the event id and that the
+stream's first visible version is still the first one folded (lifecycle rules hide a prefix
+of a stream, and may show it again), so a stale or foreign snapshot is never used. Deleting
 snapshots is always safe.
 """
 
@@ -32,7 +34,11 @@ _DELETE = sql.load("snapshot_delete")
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """The state of `stream` after its event `version` (whose id is `event_id`), as JSON."""
+    """The state of `stream` after its event `version` (whose id is `event_id`), as JSON.
+
+    `first_version` is the first event folded into it: the stream's first visible version
+    when it was folded (versions below it were hidden by a lifecycle rule, or never existed).
+    """
 
     stream: str
     state_type: str
@@ -41,6 +47,7 @@ class Snapshot:
     event_id: uuid.UUID
     state: Mapping[str, Any]
     taken_at: datetime | None = field(default=None, compare=False)
+    first_version: int = 1
 
 
 @runtime_checkable
@@ -66,6 +73,8 @@ def _check(snapshot: Snapshot) -> None:
     validate_stream_name(snapshot.stream)
     if snapshot.version < 1:
         raise ValidationError("version", "a snapshot covers at least one event")
+    if not 1 <= snapshot.first_version <= snapshot.version:
+        raise ValidationError("first_version", "must be from 1 to the snapshot's version")
     if snapshot.schema_version < 1:
         raise ValidationError("schema_version", "must be >= 1")
     if not snapshot.state_type:
@@ -88,6 +97,7 @@ class PostgresSnapshotStore:
             "version": snapshot.version,
             "event_id": snapshot.event_id,
             "state": encode_object(snapshot.state, "state"),
+            "first_version": snapshot.first_version,
         }
         try:
             async with self.pool.connection() as conn:
@@ -113,7 +123,7 @@ class PostgresSnapshotStore:
             raise translate(exc) from exc
         if row is None:
             return None
-        return Snapshot(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]), row[6])
+        return Snapshot(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]), row[6], row[7])
 
     async def delete(self, stream: str | None = None, state_type: str | None = None) -> int:
         """Delete matching snapshots."""
@@ -144,6 +154,7 @@ class MemorySnapshotStore:
             snapshot.event_id,
             state,
             datetime.now(UTC),
+            snapshot.first_version,
         )
 
     async def latest(

@@ -1,7 +1,7 @@
 -- The newest snapshot of a stream for one state type and schema version, at or below a
 -- stream version. Snapshots of other schema versions are never returned: an old state shape
 -- is rebuilt from events rather than misread.
-SELECT stream, state_type, schema_version, version, event_id, state::text, taken_at
+SELECT stream, state_type, schema_version, version, event_id, state::text, taken_at, first_version
 FROM ilji.snapshots
 WHERE stream = %(stream)s
   AND state_type = %(state_type)s
