@@ -8,23 +8,24 @@ rows, in reads through the app layer and in projections rebuilt from position 0 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
 from psycopg import sql
 
-from ilji import PostgresEventStore, RecordedEvent
+from ilji import NewEvent, PostgresEventStore, RecordedEvent
 from ilji.app import MemoryCheckpointStore, ProjectionRunner, Repository
 from ilji.app.personal import ERASED_KEY, PersonalData, PersonalDataStore, erased_fields, is_envelope
 from ilji.projections import Context, Projection, Worker, rebuild_progress, request_rebuild, wait_for_position
 from ilji.projections.projection import Connection
-from ilji.store.subject_keys import PostgresKeyStore, SubjectForgotten
+from ilji.store.subject_keys import ForgottenSubject, PostgresKeyStore, SubjectForgotten, SubjectKey
 from tests.unit.test_personal_data import (
     Address,
     ChangePlan,
     Customer,
     CustomerDirectory,
+    CustomerMoved,
     CustomerRegistered,
     Move,
     Register,
@@ -250,3 +251,74 @@ async def test_forgetting_on_postgres_is_idempotent_and_records_subjects_never_s
         with pytest.raises(SubjectForgotten):
             await world.keys.key_for_writing(s)
     assert await world.keys.keys_for_reading([subject, stranger]) == {}
+
+
+class SlowKeys:
+    """The key store of issue 13: it reads at once, then takes 200 ms to answer."""
+
+    def __init__(self, inner: PostgresKeyStore) -> None:
+        self.inner = inner
+        self.fetched = asyncio.Event()
+
+    async def key_for_writing(self, subject: str) -> SubjectKey:
+        key = await self.inner.key_for_writing(subject)
+        self.fetched.set()
+        await asyncio.sleep(0.2)
+        return key
+
+    async def keys_for_reading(self, subjects: Iterable[str]) -> Mapping[str, SubjectKey]:
+        keys = await self.inner.keys_for_reading(subjects)
+        self.fetched.set()
+        await asyncio.sleep(0.2)
+        return keys
+
+    async def forget(
+        self, subject: str, *, by: str | None = None, reason: str | None = None
+    ) -> ForgottenSubject:
+        return await self.inner.forget(subject, by=by, reason=reason)
+
+
+async def test_after_forget_subject_returns_nothing_in_flight_brings_the_plaintext_back(world: World) -> None:
+    ann = new_id()
+    stream = f"customer-{ann}"
+    await world.store.append(
+        stream, [customer_events.encode(CustomerRegistered(ann, "Ann", "ann@x", "basic"))]
+    )
+    keys = SlowKeys(world.keys)
+    personal = personal_data(keys)
+    reading = asyncio.create_task(personal.store(world.pg).read_stream(stream))
+    await keys.fetched.wait()  # the lookup has read Ann's live key and is on its way back
+    await personal.forget_subject(ann)
+    for event in [*await reading, *await personal.store(world.pg).read_stream(stream)]:
+        assert (event.data["name"], event.data["email"]) == (None, None)
+
+    # The write path: a key lookup that overlapped the forget stores nothing.
+    bob = new_id()
+    await world.keys.key_for_writing(bob)
+    keys.fetched.clear()
+    moved = customer_events.encode(CustomerMoved(bob, Address("Main St 1", "Busan")))
+    writing = asyncio.create_task(personal.store(world.pg).append(f"customer-{bob}", [moved]))
+    await keys.fetched.wait()
+    await personal.forget_subject(bob)
+    with pytest.raises(SubjectForgotten):
+        await writing
+    assert await world.pg.read_stream(f"customer-{bob}") == []
+
+
+async def test_an_envelope_lookalike_in_an_undeclared_field_does_not_stop_readers(world: World) -> None:
+    customers = Repository(world.store, customer_type)
+    ann = new_id()
+    await customers.handle(ann, Register(ann, "Ann", "ann@x", "basic"))
+    # Appended by any writer of the raw store (the HTTP API stores events as sent).
+    lookalike = {"$personal": {"subject": ann}}
+    await world.pg.append(
+        customers.stream(ann), [NewEvent("PlanChanged", {"customer_id": ann, "plan": lookalike})]
+    )
+    registered, changed = await world.store.read_stream(customers.stream(ann))
+    assert (registered.data["email"], changed.data["plan"]) == ("ann@x", lookalike)
+    assert [
+        e.position for e in await world.store.read_all(0, 10_000) if e.stream == customers.stream(ann)
+    ] == [
+        registered.position,
+        changed.position,
+    ]

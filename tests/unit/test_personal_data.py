@@ -5,8 +5,10 @@ The `customer` model defined here is reused by the PostgreSQL integration test.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
@@ -365,3 +367,171 @@ async def test_a_rebuilt_projection_shows_the_erased_marker() -> None:
     await runner.rebuild()
     assert directory.rows[ann] == {"name": "[erased]", "email": "[erased]", "plan": "basic"}
     assert directory.rows[bob]["email"] == f"{bob}@example.com"
+
+
+# -- forgetting wins over key lookups in flight (issue 13, item 9) --------------------------------
+
+
+class GatedKeys:
+    """A key store whose answers are held back after it read them, until the test lets them go.
+
+    This is the slow key store of the issue (a KMS answering in 200 ms), without timing: the
+    lookup has read the live key before the forget, and returns after the forget did.
+    """
+
+    def __init__(self, inner: KeyStore) -> None:
+        self.inner = inner
+        self.gated = False
+        self.fetched = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _hold(self) -> None:
+        if self.gated:
+            self.fetched.set()
+            await self.release.wait()
+
+    async def key_for_writing(self, subject: str) -> SubjectKey:
+        key = await self.inner.key_for_writing(subject)
+        await self._hold()
+        return key
+
+    async def keys_for_reading(self, subjects: Iterable[str]) -> Mapping[str, SubjectKey]:
+        keys = await self.inner.keys_for_reading(subjects)
+        await self._hold()
+        return keys
+
+    async def forget(self, subject: str, *, by: str | None = None, reason: str | None = None) -> Any:
+        return await self.inner.forget(subject, by=by, reason=reason)
+
+
+async def test_a_forget_wins_over_a_key_lookup_that_started_before_it() -> None:
+    keys, inner = GatedKeys(MemoryKeyStore()), MemoryEventStore()
+    ann = new_id()
+    await (
+        personal_data(keys)
+        .store(inner)
+        .append(f"customer-{ann}", [customer_events.encode(CustomerRegistered(ann, "Ann", "ann@x", "basic"))])
+    )
+    personal = personal_data(keys)  # its cache is empty: reading looks the key up
+    store = personal.store(inner)
+    keys.gated = True
+    reading = asyncio.create_task(store.read_stream(f"customer-{ann}"))
+    await keys.fetched.wait()  # the lookup holds Ann's live key ...
+    await personal.forget_subject(ann)  # ... and the forget returns first
+    keys.release.set()
+    [event] = await reading
+    assert (event.data["name"], erased_fields(event)) == (None, {"name", "email"})
+    # Nor did the late answer put the shredded key back into the cache.
+    [again] = await store.read_stream(f"customer-{ann}")
+    assert again.data["email"] is None
+    assert "ann@x" not in str(again.data) and "Ann" not in str(again.data)
+
+
+async def test_a_write_whose_key_lookup_overlapped_a_forget_is_refused() -> None:
+    keys, inner = GatedKeys(MemoryKeyStore()), MemoryEventStore()
+    personal = personal_data(keys)
+    store = personal.store(inner)
+    ann = new_id()
+    await keys.key_for_writing(ann)  # Ann has a key; this process has not cached it
+    keys.gated = True
+    event = customer_events.encode(CustomerMoved(ann, Address("Main St 1", "Busan")))
+    writing = asyncio.create_task(store.append(f"customer-{ann}", [event]))
+    await keys.fetched.wait()
+    await personal.forget_subject(ann)
+    keys.release.set()
+    with pytest.raises(SubjectForgotten):
+        await writing
+    assert await inner.read_stream(f"customer-{ann}") == []
+    keys.gated = False
+    # The key fetched before the forget was not cached for the next write or read either.
+    with pytest.raises(SubjectForgotten):
+        await store.append(f"customer-{ann}", [event])
+
+
+async def test_a_write_sealed_before_a_forget_and_stored_after_it_is_unreadable() -> None:
+    class SlowAppend(MemoryEventStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sealed, self.release = asyncio.Event(), asyncio.Event()
+
+        async def append(self, *args: Any, **kwargs: Any) -> Any:
+            self.sealed.set()
+            await self.release.wait()
+            return await super().append(*args, **kwargs)
+
+    keys, inner = MemoryKeyStore(), SlowAppend()
+    personal = personal_data(keys)
+    ann = new_id()
+    event = customer_events.encode(CustomerMoved(ann, Address("Main St 1", "Busan")))
+    writing = asyncio.create_task(personal.store(inner).append(f"customer-{ann}", [event]))
+    await inner.sealed.wait()  # sealed with Ann's live key, not stored yet
+    await personal.forget_subject(ann)
+    inner.release.set()
+    await writing  # stored: the key store holds no key to open it with any more
+    [stored] = await personal.store(inner).read_stream(f"customer-{ann}")
+    assert (stored.data["address"], erased_fields(stored)) == (None, {"address"})
+
+
+# -- only declared fields are opened (issue 13, item 11) ------------------------------------------
+
+
+async def test_an_envelope_shaped_value_in_an_undeclared_field_is_data() -> None:
+    keys, inner = MemoryKeyStore(), MemoryEventStore()
+    personal = personal_data(keys)
+    ann = new_id()
+    await personal.store(inner).append(
+        f"customer-{ann}", [customer_events.encode(CustomerRegistered(ann, "Ann", "ann@x", "basic"))]
+    )
+    # Any writer of the raw store: a live subject, no key id, no ciphertext; in a field (and an
+    # event type) that nothing declares personal.
+    lookalike = {ENVELOPE_KEY: {"subject": ann}}
+    await inner.append(
+        f"customer-{ann}",
+        [
+            NewEvent("PlanChanged", {"customer_id": ann, "plan": lookalike}),
+            NewEvent(
+                "CustomerRegistered", {"customer_id": ann, "name": "A", "email": None, "plan": lookalike}
+            ),
+            NewEvent("NoteAdded", {"note": {ENVELOPE_KEY: {"subject": 42}}}),
+        ],
+    )
+    registered, changed, again, note = await personal.store(inner).read_stream(f"customer-{ann}")
+    assert (registered.data["name"], registered.data["email"]) == ("Ann", "ann@x")
+    assert changed.data["plan"] == lookalike and again.data["plan"] == lookalike
+    assert note.data["note"] == {ENVELOPE_KEY: {"subject": 42}}
+    assert erased_fields(changed) == frozenset() and erased_fields(again) == frozenset()
+
+
+async def test_legacy_fields_open_envelopes_of_a_renamed_event_type() -> None:
+    keys, inner = MemoryKeyStore(), MemoryEventStore()
+    old = EventRegistry()
+
+    @old.register(name="CustomerSignedUp")
+    @dataclass(frozen=True)
+    class CustomerSignedUp:
+        customer_id: str
+        mail: Annotated[str | None, Personal(subject="customer_id")]
+
+    ann = new_id()
+    writer = PersonalData(keys, old, [CustomerSignedUp])
+    await writer.store(inner).append(f"customer-{ann}", [old.encode(CustomerSignedUp(ann, "ann@x"))])
+    new = EventRegistry()
+
+    @new.register(name="CustomerJoined", version=2)
+    @dataclass(frozen=True)
+    class CustomerJoined:
+        customer_id: str
+        email: Annotated[str | None, Personal(subject="customer_id")]
+
+    @new.upcaster("CustomerSignedUp", 1, rename_to="CustomerJoined")
+    def _renamed(data: dict[str, Any]) -> dict[str, Any]:
+        return {"customer_id": data["customer_id"], "email": data["mail"]}
+
+    plain = PersonalData(keys, new, [CustomerJoined])
+    legacy = PersonalData(keys, new, [CustomerJoined], legacy_fields={"CustomerSignedUp": ["mail"]})
+    [unopened] = await plain.store(inner).read_stream(f"customer-{ann}")
+    assert is_envelope(unopened.data["mail"])  # not declared for this stored type: left as stored
+    [opened] = await legacy.store(inner).read_stream(f"customer-{ann}")
+    assert new.decode(opened) == CustomerJoined(ann, "ann@x")
+    with pytest.raises(RegistryError, match="collection of field names"):
+        PersonalData(keys, new, [CustomerJoined], legacy_fields={"CustomerSignedUp": "mail"})

@@ -20,12 +20,19 @@ Writing: `PersonalData.encrypt` replaces each personal value by an envelope
 subject, so an envelope copied into another field, event type or subject fails to open.
 A `None` value is stored as `null`: there is nothing to protect.
 
-Reading: `PersonalData.decrypt` opens envelopes whose key exists. Where the key was shredded,
-the field becomes `None` and its name is listed in the event's metadata under `"$erased"`
-(see `erased_fields`). The choice of `None` over a sentinel object is deliberate: typed
-events decode it like any optional value, deciders and projections keep working, and mypy
-makes every handler consider the erased case. Envelopes are self-describing, so reading needs
-no list of personal fields, and upcasters run after decryption (they see plain values or `None`).
+Reading: `PersonalData.decrypt` opens the envelopes of the fields declared personal for the
+stored event type, where the key exists. Where the key was shredded, the field becomes `None`
+and its name is listed in the event's metadata under `"$erased"` (see `erased_fields`). The
+choice of `None` over a sentinel object is deliberate: typed events decode it like any
+optional value, deciders and projections keep working, and mypy makes every handler consider
+the erased case. Only declared fields are opened: any writer can append a value that looks
+like an envelope into another field, and that is data, not a reason to stop every reader.
+Upcasters run after decryption (they see plain values or `None`); fields of stored shapes no
+class describes any more are named with `legacy_fields`.
+
+Forgetting wins over lookups in flight: once `forget_subject` returns, this process never
+opens the subject's fields again, even with a key that a lookup started earlier brings back,
+and a write whose key lookup overlapped the forget is refused with `SubjectForgotten`.
 
 `PersonalDataStore` wraps any `EventStore` so that a `Repository` or a `ProjectionRunner` on
 it encrypts and decrypts without knowing. Handlers of `ilji.projections`, which read the
@@ -44,7 +51,6 @@ import time
 import types
 import typing
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,11 +59,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ilji.app.errors import RegistryError
+from ilji.app.keycache import ForgetFence, KeyCache
 from ilji.app.registry import EventRegistry
 from ilji.domain.errors import IljiError
 from ilji.domain.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
 from ilji.store.port import Direction, EventStore
-from ilji.store.subject_keys import ForgottenSubject, KeyStore, SubjectKey
+from ilji.store.subject_keys import ForgottenSubject, KeyStore, SubjectForgotten, SubjectKey
 
 log = logging.getLogger("ilji.app.personal")
 
@@ -191,42 +198,13 @@ def unseal(key: SubjectKey, event_type: str, field: str, envelope: Mapping[str, 
     return json.loads(plaintext)
 
 
-class _KeyCache:
-    """Recently used keys (and known absences) by subject: bounded in size and in age.
-
-    The age bound is how long another process may keep reading a subject after it was
-    forgotten elsewhere (the forgetting process itself evicts at once).
-    """
-
-    def __init__(self, size: int, ttl: float, clock: Callable[[], float]) -> None:
-        self.size, self.ttl, self.clock = size, ttl, clock
-        self._entries: OrderedDict[str, tuple[float, SubjectKey | None]] = OrderedDict()
-
-    def get(self, subject: str) -> tuple[bool, SubjectKey | None]:
-        entry = self._entries.get(subject)
-        if entry is None or self.clock() - entry[0] > self.ttl:
-            return False, None
-        self._entries.move_to_end(subject)
-        return True, entry[1]
-
-    def put(self, subject: str, key: SubjectKey | None) -> None:
-        self._entries[subject] = (self.clock(), key)
-        self._entries.move_to_end(subject)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def evict(self, subject: str) -> None:
-        self._entries.pop(subject, None)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class PersonalData:
     """Encrypts personal fields on the way in, decrypts (or shows erased) on the way out.
 
     `classes` are the registered event classes that carry personal fields (see `Personal`);
-    events of other types pass through untouched.
+    events of other types pass through untouched. `legacy_fields` names, by stored event type,
+    the personal fields of shapes no class describes any more (an event type or a field that
+    an upcaster renames): they are opened on reading, never written.
     """
 
     def __init__(
@@ -235,6 +213,7 @@ class PersonalData:
         registry: EventRegistry,
         classes: Iterable[type],
         *,
+        legacy_fields: Mapping[str, Iterable[str]] | None = None,
         cache_size: int = 10_000,
         cache_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -246,7 +225,15 @@ class PersonalData:
             if not fields:
                 raise RegistryError(f"{cls.__name__} has no field marked Personal")
             self._fields[registry.name_of(cls)] = fields
-        self._cache = _KeyCache(cache_size, cache_ttl, clock)
+        self._readable: dict[str, frozenset[str]] = {
+            name: frozenset(fields) for name, fields in self._fields.items()
+        }
+        for name, names in (legacy_fields or {}).items():
+            if isinstance(names, str):
+                raise RegistryError(f"legacy_fields[{name!r}] must be a collection of field names")
+            self._readable[name] = self._readable.get(name, frozenset()) | frozenset(names)
+        self._cache = KeyCache(cache_size, cache_ttl, clock)
+        self._fence = ForgetFence()
 
     def fields_of(self, event_type: str) -> Mapping[str, str]:
         """The personal fields (field → subject field) of a stored event type; empty if none."""
@@ -275,8 +262,17 @@ class PersonalData:
         if hit and key is not None:
             # A key forgotten by another process within the cache's age is still used here;
             # what it encrypts is then unreadable from birth, which is what forgetting asks for.
+            # So is a write sealed here before a forget and appended after it.
             return key
-        key = await self.keys.key_for_writing(subject)
+        ticket = self._fence.lookup_started()
+        try:
+            key = await self.keys.key_for_writing(subject)
+            if self._fence.overtaken(subject, ticket):
+                # The key store answered before the forget shredded the key: refuse, as the
+                # key store itself does from now on, and keep the key out of the cache.
+                raise SubjectForgotten(subject)
+        finally:
+            self._fence.lookup_ended(ticket)
         self._cache.put(subject, key)
         return key
 
@@ -289,8 +285,15 @@ class PersonalData:
 
     async def decrypt_many(self, events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """`decrypt` for a page of events, with one key lookup for all the subjects it misses."""
+        # Only the fields declared personal for the stored type: anything else shaped like an
+        # envelope is data a writer put there, and must not make reading fail.
         sealed = [
-            {name: value for name, value in event.data.items() if is_envelope(value)} for event in events
+            {
+                name: event.data[name]
+                for name in self._readable.get(event.type, ())
+                if is_envelope(event.data.get(name))
+            }
+            for event in events
         ]
         keys = await self._keys_for_reading({envelope_subject(v) for s in sealed for v in s.values()})
         opened: list[RecordedEvent] = []
@@ -333,12 +336,18 @@ class PersonalData:
             else:
                 missing.append(subject)
         if missing:
-            fetched = await self.keys.keys_for_reading(missing)
-            for subject in missing:
-                # A subject without a live key has been forgotten (envelopes exist only after
-                # a key did), so its absence is cached as well: replays stay one query a page.
-                found[subject] = fetched.get(subject)
-                self._cache.put(subject, found[subject])
+            ticket = self._fence.lookup_started()
+            try:
+                fetched = await self.keys.keys_for_reading(missing)
+                for subject in missing:
+                    # A subject without a live key has been forgotten (envelopes exist only after
+                    # a key did), so its absence is cached as well: replays stay one query a page.
+                    # So is a key this process forgot while the lookup was in flight.
+                    key = fetched.get(subject)
+                    found[subject] = None if self._fence.overtaken(subject, ticket) else key
+                    self._cache.put(subject, found[subject])
+            finally:
+                self._fence.lookup_ended(ticket)
         return found
 
     # -- forgetting ----------------------------------------------------------------------------
@@ -348,12 +357,19 @@ class PersonalData:
     ) -> ForgottenSubject:
         """Shred the subject's key: their personal fields read as erased everywhere from now on.
 
-        Returns the audit record (kept in the key store as a tombstone). Other processes stop
-        reading the subject within their key cache's age (`cache_ttl`). Read models and
-        snapshots built before this call still hold plain copies: rebuild or delete them.
+        Returns the audit record (kept in the key store as a tombstone). From then on this
+        process never opens the subject's fields, whatever key lookups were in flight; other
+        processes stop within their key cache's age (`cache_ttl`). Read models and snapshots
+        built before this call still hold plain copies: rebuild or delete them.
         """
-        record = await self.keys.forget(subject, by=by, reason=reason)
-        self._cache.evict(subject)
+        self._fence.forget_started(subject)
+        try:
+            record = await self.keys.forget(subject, by=by, reason=reason)
+        finally:
+            # Even when the key store failed (the key may be shredded or not), lookups that
+            # overlapped the attempt are not trusted: the caller retries the forget.
+            self._fence.forget_ended(subject)
+            self._cache.evict(subject)
         log.info(
             "subject forgotten",
             extra={"subject": subject, "key_id": str(record.key_id), "key_deleted": record.key_deleted},
