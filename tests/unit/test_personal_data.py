@@ -425,6 +425,8 @@ async def test_a_forget_wins_over_a_key_lookup_that_started_before_it() -> None:
     [again] = await store.read_stream(f"customer-{ann}")
     assert again.data["email"] is None
     assert "ann@x" not in str(again.data) and "Ann" not in str(again.data)
+    # With no lookup in flight, the process remembers nothing about the forget but the cache entry.
+    assert personal._fence._forgets == {}
 
 
 async def test_a_write_whose_key_lookup_overlapped_a_forget_is_refused() -> None:
