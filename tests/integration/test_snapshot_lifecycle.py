@@ -18,9 +18,10 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ilji import MemoryEventStore, PostgresEventStore
+from ilji import MemoryEventStore, NewEvent, PostgresEventStore
 from ilji.app import Repository
 from ilji.domain.events import RecordedEvent
+from ilji.store import sql
 from ilji.store.snapshots import MemorySnapshotStore, PostgresSnapshotStore, SnapshotStore
 from tests.unit.test_app_repository import Add, Added, Tally, tally_decider
 from tests.unit.test_app_snapshot_lifecycle_property import (
@@ -191,3 +192,30 @@ def test_load_equals_a_full_replay_whatever_the_lifecycle_rules_did_on_postgres(
             await check_history(s, PostgresSnapshotStore(s.pool), history, every=2)
 
     asyncio.run(check())
+
+
+async def test_reading_a_truncated_stream_from_version_1_skips_its_hidden_prefix(database_url: str) -> None:
+    """Every full load and every snapshot check reads from version 1: the hidden prefix of a
+    truncated stream is skipped by the index scan, not filtered out row by row."""
+    async with await PostgresEventStore.open(database_url, max_size=2, notify=False) as s:
+        stream = f"prefix-{uuid.uuid4().hex}"
+        await s.append(stream, [NewEvent("Happened", {"i": i}) for i in range(300)])
+        await s.truncate_stream(stream, 299)
+        async with s.pool.connection() as conn:
+            cur = await conn.execute(
+                b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql.load("read_stream_forward"),
+                {"stream": stream, "from_version": 1, "limit": 1},
+            )
+            [(plan,)] = await cur.fetchall()
+        assert [e.version for e in await s.read_stream(stream, 1, 10)] == [299, 300]
+
+    def nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+        return [node, *(n for child in node.get("Plans", []) for n in nodes(child))]
+
+    [scan] = [
+        n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "events" and n.get("Alias") == "e"
+    ]
+    per_event = [p for p in scan.get("Plans", []) if p["Parent Relationship"] == "SubPlan"]
+    # One row looked at, and each per-event rule check ran at most once (for that row).
+    assert scan["Actual Rows"] == 1
+    assert all(p["Actual Loops"] <= 1 for p in per_event)
