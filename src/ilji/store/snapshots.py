@@ -55,7 +55,11 @@ class SnapshotStore(Protocol):
     """Where snapshots are kept."""
 
     async def save(self, snapshot: Snapshot) -> None:
-        """Store `snapshot`, replacing one of the same stream, type, schema and version."""
+        """Store `snapshot`, replacing one of the same stream, type, schema and version.
+
+        Every field must come back from `latest` as saved, `first_version` included: the
+        loader trusts a snapshot only while it matches the stream's first visible version.
+        """
         ...
 
     async def latest(
