@@ -35,9 +35,11 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
+    validate_after,
     validate_category,
     validate_events,
     validate_expected_version,
+    validate_from_version,
     validate_limit,
     validate_stream_name,
 )
@@ -406,6 +408,7 @@ class PostgresEventStore:
         """
         validate_stream_name(stream, allow_system=True)
         validate_limit(limit)
+        validate_from_version(from_version)
         if direction == "forward":
             query, start = _READ_FORWARD, 1 if from_version is None else from_version
         elif direction == "backward":
@@ -415,8 +418,6 @@ class PostgresEventStore:
             )
         else:
             raise ValidationError("direction", "must be 'forward' or 'backward'")
-        if start < 0:
-            raise ValidationError("from_version", "must be >= 0")
         params = {"stream": stream, "from_version": start, "limit": limit}
         return await self._fetch_events(query, params)
 
@@ -435,7 +436,7 @@ class PostgresEventStore:
         self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """Committed events with a position greater than `after`, in global order."""
-        _check_position(after)
+        validate_after(after)
         validate_limit(limit)
         params = {"after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_ALL, params)
@@ -449,7 +450,7 @@ class PostgresEventStore:
     ) -> list[RecordedEvent]:
         """Like `read_all`, for the streams whose category is `category`."""
         validate_category(category)
-        _check_position(after)
+        validate_after(after)
         validate_limit(limit)
         params = {"category": category, "after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_CATEGORY, params)
@@ -479,7 +480,7 @@ class PostgresEventStore:
         """Catch up from `after`, then follow live; resumes by itself after connection loss."""
         if category is not None:
             validate_category(category)
-        _check_position(after)
+        validate_after(after)
         if self._listener is None:
             self._listener = Listener(self.conninfo)
 
@@ -731,11 +732,6 @@ async def _retention(conn: Connection, category: str) -> Retention | None:
         return None
     _name, seconds, max_count = row
     return Retention(category, timedelta(seconds=seconds) if seconds is not None else None, max_count)
-
-
-def _check_position(after: int) -> None:
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValidationError("after", "must be an integer >= 0")
 
 
 def _types(types: Sequence[str] | None) -> list[str] | None:
