@@ -371,7 +371,7 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     documented = {"/v1/streams/{stream}", "/v1/all", "/v1/categories/{category}", "/healthz", "/readyz"}
     assert documented | {"/metrics"} <= set(paths)
     post = paths["/v1/streams/{stream}"]["post"]
-    assert {"201", "200", "400", "409", "413", "422", "503"} <= set(post["responses"])
+    assert {"201", "200", "400", "409", "412", "413", "422", "503"} <= set(post["responses"])
     assert "application/problem+json" in post["responses"]["409"]["content"]
     get = paths["/v1/streams/{stream}"]["get"]
     assert "text/event-stream" in get["responses"]["200"]["content"]
