@@ -26,6 +26,7 @@ import ilji
 from ilji.app.views import DomainViews
 from ilji.bootstrap import open_runtime
 from ilji.domain.errors import IljiError
+from ilji.domain.events import TRANSACTION_IDS_WARNING
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
@@ -106,10 +107,12 @@ async def watch_database(
     """Background loop: is the database up, how old is its oldest open transaction, and how are
     the projections doing (the snapshot behind the `ilji_projection_*` gauges)?"""
     up: bool | None = None
+    warned = False
     while not stop.is_set():
         try:
             await store.ping()
             age = await store.oldest_transaction_age()
+            ids_left = await store.transaction_ids_left()
         except IljiError as exc:
             metrics.database_up.set(0)
             metrics.loop_runs.labels(MONITOR_LOOP, "error").inc()
@@ -119,6 +122,14 @@ async def watch_database(
         else:
             metrics.database_up.set(1)
             metrics.oldest_transaction.set(age)
+            metrics.transaction_ids_left.set(ids_left)
+            if (ids_left < TRANSACTION_IDS_WARNING) != warned:  # log crossings, not every check
+                warned = not warned
+                if warned:
+                    log.warning(
+                        "few transaction ids left: appends stop at 2^41 (docs/en/operations.md)",
+                        extra={"transaction_ids_left": ids_left},
+                    )
             metrics.notifications.set(store.notifications_sent)
             metrics.loop_runs.labels(MONITOR_LOOP, "ok").inc()
             if up is False:

@@ -25,6 +25,7 @@ from ilji.domain.errors import (
     DuplicateEventId,
     EmbeddedPostgresError,
     IljiError,
+    PositionLimitReached,
     SchemaError,
     StoreUnavailable,
     StreamDeleted,
@@ -69,6 +70,8 @@ STATUS: dict[type[IljiError], int] = {
     StoreUnavailable: 503,
     SchemaError: 503,
     EmbeddedPostgresError: 503,
+    # Not retryable and not the client's fault: the store cannot take more events.
+    PositionLimitReached: 507,
     # The projection did not reach the position in time: the server waited for another
     # component (the workers) that did not answer in time, which is what 504 says. Not 408:
     # that one means the *client* was too slow to send its request.

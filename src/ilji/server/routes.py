@@ -82,6 +82,7 @@ _DESCRIPTIONS = {
     413: "The request body is over the configured limit.",
     422: "The request does not match the schema (bad JSON, wrong types, values out of range).",
     503: "The database is unavailable or not migrated; retry later.",
+    507: "The store reached its position limit (2^41 transaction ids); retrying does not help.",
 }
 
 
@@ -200,7 +201,7 @@ def append_operation(auth: bool) -> dict[str, Any]:
     """The OpenAPI operation of POST /v1/streams/{stream}, written out (see `build_router`)."""
     response_schema = {"$ref": "#/components/schemas/AppendResponse"}
     etag = {"ETag": {"description": "the stream's version after the append", "schema": {"type": "string"}}}
-    codes = (400, 403, *((401,) if auth else ()), 409, 412, 413, 422, 503)
+    codes = (400, 403, *((401,) if auth else ()), 409, 412, 413, 422, 503, 507)
     return {
         "tags": ["streams"],
         "summary": "Append events to a stream",

@@ -28,6 +28,7 @@ from ilji.domain.events import (
     MAX_SAFE_POSITION,
     NO_STREAM,
     POSITION_SHIFT,
+    TRANSACTION_ID_LIMIT,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -102,6 +103,7 @@ _READ_ALL = sql.load("read_all")
 _READ_CATEGORY = sql.load("read_category")
 _STREAM_VERSION = sql.load("stream_version")
 _OLDEST_TRANSACTION = sql.load("oldest_transaction")
+_NEXT_TRANSACTION_ID = sql.load("next_transaction_id")
 _INFO = sql.load("info")
 _STREAM_LIFECYCLE = sql.load("stream_lifecycle")
 _RULES_SAVE = sql.load("stream_rules_save")
@@ -148,6 +150,8 @@ class StoreInfo:
     visible_bound: int
     server_version: str
     database: str
+    #: Two-phase transactions waiting for COMMIT/ROLLBACK PREPARED (they hold the global log).
+    prepared_transactions: int
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -689,25 +693,36 @@ class PostgresEventStore:
         return self._notifier.sent if self._notifier else 0
 
     async def oldest_transaction_age(self) -> float:
-        """Seconds the oldest open writing transaction in the cluster has been open."""
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_OLDEST_TRANSACTION)
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        return float(row[0]) if row else 0.0
+        """Seconds the oldest open writing transaction in the cluster has been open.
+
+        Prepared (two-phase) transactions count, from when they were prepared: one that is
+        never committed or rolled back holds the global log's visible bound for ever."""
+        row = await self._one_row(_OLDEST_TRANSACTION)
+        return float(row[0])
+
+    async def transaction_ids_left(self) -> int:
+        """How many more transaction ids PostgreSQL can assign before appends fail for good.
+
+        A position is a transaction id << 12 and stays below 2**53, so ids end at 2**41
+        (`TRANSACTION_ID_LIMIT`); `ilji info` and the server warn below a tenth of that.
+        """
+        row = await self._one_row(_NEXT_TRANSACTION_ID)
+        return TRANSACTION_ID_LIMIT - int(row[0])
 
     async def info(self) -> StoreInfo:
         """Counts and positions for `ilji info`."""
+        return StoreInfo(*await self._one_row(_INFO))
+
+    async def _one_row(self, query: bytes) -> tuple[Any, ...]:
+        """The row of a diagnostic query that always returns one."""
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(_INFO)
+                cur = await conn.execute(query)
                 row = await cur.fetchone()
         except psycopg.Error as exc:
             raise translate(exc) from exc
         assert row is not None
-        return StoreInfo(*row)
+        return tuple(row)
 
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the database answers."""
