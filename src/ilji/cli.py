@@ -463,6 +463,15 @@ def serve_command(
             "--tls-key", help="PEM private key of --tls-cert (env ILJI_TLS_KEY).", show_default=False
         ),
     ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts",
+            help="Without tokens, host names to answer besides localhost, 127.0.0.1 and [::1], "
+            "comma-separated (env ILJI_ALLOWED_HOSTS).",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -483,6 +492,7 @@ def serve_command(
             examples=tuple(example) if example else None,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            allowed_hosts=allowed_hosts,
         )
     except Exception as exc:  # pydantic's message names the setting
         err.print(f"[red]error:[/red] invalid settings: {exc}")

@@ -31,7 +31,13 @@ from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
-from ilji.server.limits import BodyLimitMiddleware, CrossOriginGuard, Utf8UrlMiddleware
+from ilji.server.limits import (
+    BodyLimitMiddleware,
+    CrossOriginGuard,
+    HostGuard,
+    Utf8UrlMiddleware,
+    parse_allowed_hosts,
+)
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.projection_routes import add_projection_routes
@@ -254,6 +260,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
     app.add_middleware(Utf8UrlMiddleware)
     app.add_middleware(CrossOriginGuard)
+    if not tokens.enabled:
+        # Every request is an admin's without tokens: only this machine's names may reach it.
+        app.add_middleware(HostGuard, allowed=parse_allowed_hosts(settings.allowed_hosts))
     limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)
