@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -22,18 +21,6 @@ from ilji import (
 )
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION
 from ilji.store.port import Direction
-
-
-@pytest.fixture(params=["postgres", "memory"])
-async def any_store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[EventStore]:
-    if request.param == "memory":
-        yield MemoryEventStore()
-        return
-    s = await PostgresEventStore.open(database_url, max_size=5, poll_interval=0.2)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def events(n: int, prefix: str = "Happened") -> list[NewEvent]:

@@ -29,7 +29,13 @@ from ilji.domain.validation import (
     validate_limit,
     validate_stream_name,
 )
-from ilji.store.audit import AUDIT_STREAM, LIFECYCLE_STREAM, Actor, audit_event
+from ilji.store.audit import (
+    AUDIT_STREAM,
+    LIFECYCLE_STREAM,
+    Actor,
+    audit_event,
+    check_appendable_system_stream,
+)
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
 from ilji.store.lifecycle import (
     Change,
@@ -78,6 +84,15 @@ class MemoryEventStore:
         expected = validate_expected_version(expected_version)
         validate_events(events)
         return await self._append(stream, events, expected)
+
+    async def append_system_stream(
+        self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
+    ) -> int:
+        """Append to a `$checkpoint-<name>` stream (see `PostgresEventStore.append_system_stream`)."""
+        check_appendable_system_stream(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        return (await self._append(stream, events, expected)).last_version
 
     async def _append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion

@@ -52,6 +52,7 @@ from ilji.store.audit import (
     Actor,
     append_system,
     audit_event,
+    check_appendable_system_stream,
 )
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
 from ilji.store.errors import translate
@@ -533,6 +534,36 @@ class PostgresEventStore:
             raise error from exc
         self.poke()
         return result
+
+    async def append_system_stream(
+        self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
+    ) -> int:
+        """Append to a `$checkpoint-<name>` stream if its version is as expected; its new version.
+
+        Such streams stay out of the global log's user view, like `$audit`. They are written
+        as Ilji's own events are, under the system append lock, which also makes reading the
+        version and appending one step: no other writer of system streams can come between.
+        Raises `WrongExpectedVersion` as `append` does.
+        """
+        check_appendable_system_stream(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        for i, event in enumerate(events):
+            body = encode_object(event.data, f"events[{i}].data")
+            meta = encode_object(event.metadata, f"events[{i}].metadata")
+            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(SYSTEM_APPEND_LOCK)
+                cur = await conn.execute(_STREAM_VERSION, {"stream": stream})
+                row = await cur.fetchone()
+                version = int(row[0]) if row else 0
+                if not expected_version_holds(expected, version):
+                    raise WrongExpectedVersion(stream, _expected_label(expected), version)
+                await append_system(conn, [(stream, event) for event in events])
+        except (psycopg.Error, OSError) as exc:
+            raise translate(exc) from exc
+        return version + len(events)
 
     async def _audit_failure(
         self, actor: Actor, action: str, target: str, parameters: dict[str, Any], error: IljiError
