@@ -575,7 +575,10 @@ class PostgresEventStore:
             async with self.pool.connection() as conn, conn.transaction():
                 await append_system(conn, [(AUDIT_STREAM, record)])
         except (psycopg.Error, OSError) as exc:
-            log.warning("cannot audit a failed admin action", extra={"action": action, "error": str(exc)})
+            log.warning(
+                "cannot audit a failed admin action",
+                extra={"action": action, "error": translate(exc).message},
+            )
             return
         self.poke()
 
