@@ -33,11 +33,27 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     base = Path(tempfile.mkdtemp(prefix="ilji-tests-"))
     os.chmod(base, 0o755)
     server = start_embedded(base)
+    if _enable_prepared_transactions(server.admin_url()):
+        server.stop()  # the setting needs a restart
+        server = start_embedded(base)
     ensure_database(server.admin_url(), TEMPLATE)
     asyncio.run(migrate(server.admin_url(TEMPLATE)))
     yield server
     server.stop()
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _enable_prepared_transactions(admin_url: str) -> bool:
+    """Allow two-phase transactions (off by default), for the tests of what a forgotten one holds.
+
+    Returns whether the server must restart for the setting to take effect.
+    """
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SHOW max_prepared_transactions").fetchone()
+        if row is not None and int(row[0]) > 0:
+            return False
+        conn.execute("ALTER SYSTEM SET max_prepared_transactions = 8")
+    return True
 
 
 def new_database(server: EmbeddedPostgres) -> str:

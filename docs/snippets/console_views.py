@@ -37,7 +37,8 @@ async def main(settings: Settings | None = None) -> None:
         app = create_app(settings, store=runtime.store, views=views)  # what `ilji serve` runs
         # --8<-- [end:serve]
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://ilji") as client:
+        # Without tokens the server answers loopback host names only (against DNS rebinding).
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             page = (await client.get(f"/v1/states/{book_type.stream(book)}")).json()
     for step in page["states"]:
         print(step["event"]["version"], step["event"]["type"], step["state"], step["changes"])

@@ -15,10 +15,10 @@ from examples.orders.domain import (
 )
 from examples.orders.process import OrderCreditProcess, runner
 from ilji.app import CommandContext, StreamCheckpointStore
-from ilji.store.port import EventStore
+from ilji.store.port import SystemStreamStore
 
 
-async def run_demo(store: EventStore, print_fn: Callable[[str], None] = print) -> None:
+async def run_demo(store: SystemStreamStore, print_fn: Callable[[str], None] = print) -> None:
     """Place two orders; the process manager approves one and rejects the other."""
     say = print_fn
     run = uuid.uuid4().hex[:6]

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
 from examples.orders.process import runner
 from ilji.app import CommandContext, CommandRejected, StreamCheckpointStore
-from ilji.store.port import EventStore
+from ilji.store.port import SystemStreamStore
 from ilji.store.snapshots import SnapshotStore
 
 
@@ -34,7 +34,7 @@ class OrderBody(BaseModel):
     total: Decimal = Field(gt=0)
 
 
-def router(store: EventStore, snapshots: SnapshotStore | None = None) -> APIRouter:
+def router(store: SystemStreamStore, snapshots: SnapshotStore | None = None) -> APIRouter:
     """The orders routes on `store`."""
     orders = order_repository(store, snapshots)
     customers = customer_repository(store, snapshots)

@@ -31,7 +31,7 @@ from ilji.domain.errors import (
     ValidationError,
     WrongExpectedVersion,
 )
-from ilji.domain.events import NO_STREAM, NewEvent, RecordedEvent, new_event_id
+from ilji.domain.events import NO_STREAM, TRANSACTION_IDS_WARNING, NewEvent, RecordedEvent, new_event_id
 from ilji.domain.validation import validate_expected_version
 from ilji.logs import configure_logging
 from ilji.projections import admin as projections_admin
@@ -307,6 +307,22 @@ def tail_command(
     _with_runtime(settings, body)
 
 
+def _info_warnings(prepared: int, ids_left: int) -> list[str]:
+    """What `ilji info` tells an operator to act on."""
+    warnings = []
+    if prepared:
+        warnings.append(
+            f"{prepared} prepared (two-phase) transaction(s) wait for COMMIT PREPARED or ROLLBACK "
+            "PREPARED; they hold back the global log (see pg_prepared_xacts)"
+        )
+    if ids_left < TRANSACTION_IDS_WARNING:
+        warnings.append(
+            f"only {ids_left} transaction ids left before appends stop at 2^41 "
+            "(see 'Transaction ids' in docs/en/operations.md)"
+        )
+    return warnings
+
+
 @app.command("info")
 def info_command(
     json_output: JsonOutput = False,
@@ -319,6 +335,7 @@ def info_command(
     async def body(runtime: Runtime) -> None:
         info = await runtime.store.info()
         oldest = await runtime.store.oldest_transaction_age()
+        ids_left = await runtime.store.transaction_ids_left()
         data = {
             "database": info.database,
             "server_version": info.server_version,
@@ -328,14 +345,19 @@ def info_command(
             "events": info.events,
             "last_position": info.last_position,
             "oldest_open_transaction_seconds": round(oldest, 3),
+            "prepared_transactions": info.prepared_transactions,
+            "transaction_ids_left": ids_left,
         }
+        warnings = _info_warnings(info.prepared_transactions, ids_left)
         if json_output:
-            _print_json(data)
+            _print_json({**data, "warnings": warnings})
             return
         table = Table(show_header=False, title="Ilji", title_justify="left")
         for key, value in data.items():
             table.add_row(key.replace("_", " "), "-" if value is None else str(value))
         out.print(table)
+        for warning in warnings:
+            out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
     _with_runtime(settings, body)
 
@@ -441,6 +463,15 @@ def serve_command(
             "--tls-key", help="PEM private key of --tls-cert (env ILJI_TLS_KEY).", show_default=False
         ),
     ] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            "--allowed-hosts",
+            help="Without tokens, host names to answer besides localhost, 127.0.0.1 and [::1], "
+            "comma-separated (env ILJI_ALLOWED_HOSTS).",
+            show_default=False,
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -461,6 +492,7 @@ def serve_command(
             examples=tuple(example) if example else None,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            allowed_hosts=allowed_hosts,
         )
     except Exception as exc:  # pydantic's message names the setting
         err.print(f"[red]error:[/red] invalid settings: {exc}")

@@ -6,12 +6,17 @@ Nothing else in Ilji reads `os.environ`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A host as it appears in a Host header: a name or IPv4 address, or an IPv6 address in
+# brackets, with an optional port.
+_HOST_ENTRY = re.compile(r"^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
 def _default_data_dir() -> Path:
@@ -55,6 +60,12 @@ class Settings(BaseSettings):
         repr=False,  # secrets stay out of logs and tracebacks
         description='bearer tokens and roles, like "tokA=read,tokB=write,tokC=admin"; '
         "unset serves loopback addresses only",
+    )
+    allowed_hosts: str | None = Field(
+        default=None,
+        description="host names a server without tokens answers besides loopback ones, like "
+        '"devbox.local,devbox.local:8000" (a name without a port allows every port); unset: '
+        "localhost, 127.0.0.1 and [::1] only (a defence against DNS rebinding)",
     )
     body_limit: int = Field(default=1024 * 1024, ge=1024, description="largest request body in bytes")
     body_timeout: float = Field(
@@ -115,6 +126,18 @@ class Settings(BaseSettings):
         unknown = [name for name in value if name not in ("conference", "ships", "orders")]
         if unknown:
             raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: str | None) -> str | None:
+        for entry in (value or "").split(","):
+            entry = entry.strip()
+            if entry and (not _HOST_ENTRY.match(entry)):
+                raise ValueError(
+                    f"allowed_hosts: {entry[:100]!r} is not a host name with an optional port, "
+                    'like "devbox.local" or "devbox.local:8000" ([::1]:8000 for IPv6)'
+                )
         return value
 
     @field_validator("database_url", "migration_database_url", mode="before")

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ILJI = [sys.executable, "-m", "ilji.cli"]
@@ -204,3 +205,27 @@ def test_serve_without_a_database_exits_5_and_says_why() -> None:
     result = run("serve", "--database-url", "postgresql://nobody@127.0.0.1:1/none", "--port", "0", timeout=60)
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "startup failed" in (result.stdout + result.stderr).lower()
+
+
+def test_info_shows_a_forgotten_prepared_transaction_and_the_transaction_ids_left(
+    db: list[str], database_url: str
+) -> None:
+    gid = f"ilji-cli-{uuid.uuid4().hex}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("BEGIN")
+        conn.execute("SELECT pg_current_xact_id()")
+        conn.execute(f"PREPARE TRANSACTION '{gid}'")
+    try:
+        result = run("info", "--json", *db)
+        assert result.returncode == 0, result.stderr
+        info = json.loads(result.stdout)
+        assert info["prepared_transactions"] == 1
+        assert info["oldest_open_transaction_seconds"] > 0
+        assert 0 < info["transaction_ids_left"] < 2**41
+        assert any("ROLLBACK PREPARED" in w for w in info["warnings"])
+        table = run("info", *db)
+        assert "transaction ids left" in table.stdout
+        assert "prepared (two-phase) transaction" in " ".join(table.stdout.split())
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"ROLLBACK PREPARED '{gid}'")

@@ -576,7 +576,7 @@ class SseCrowd:
         answers = []
         for _ in range(count):
             sock = socket.create_connection(("127.0.0.1", self.port))
-            sock.sendall(b"GET /v1/all HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            sock.sendall(b"GET /v1/all HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
             self.sockets.append(sock)
         for sock in self.sockets[-count:]:
             sock.settimeout(10)

@@ -131,7 +131,16 @@ def test_if_match_is_the_expected_version(client: httpx.Client) -> None:
     assert ok.status_code == 201
     assert ok.headers["etag"] == '"2"'
     stale = client.post(f"/v1/streams/{stream}", json=body, headers={"If-Match": etag})
-    assert (problem_of(stale, 409)["expected"], stale.json()["actual"]) == (1, 2)
+    # RFC 9110: a failed If-Match is 412 Precondition Failed, with the same details as a 409.
+    problem = problem_of(stale, 412)
+    assert (problem["expected"], problem["actual"]) == (1, 2)
+    assert problem["type"] == "urn:ilji:problem:wrong-expected-version"
+    assert problem["title"] == "Precondition Failed"
+    missing = client.post(f"/v1/streams/{stream_name()}", json=body, headers={"If-Match": "*"})
+    assert problem_of(missing, 412)["expected"] == "exists"
+    # The same conflict stated in the body stays a 409.
+    in_body = client.post(f"/v1/streams/{stream}", json={**body, "expected_version": 1})
+    assert problem_of(in_body, 409)["expected"] == 1
     bare = client.post(f"/v1/streams/{stream}", json=body, headers={"If-Match": "2"})
     assert bare.status_code == 201
     assert client.get(f"/v1/streams/{stream}").headers["etag"] == '"3"'
@@ -362,7 +371,7 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     documented = {"/v1/streams/{stream}", "/v1/all", "/v1/categories/{category}", "/healthz", "/readyz"}
     assert documented | {"/metrics"} <= set(paths)
     post = paths["/v1/streams/{stream}"]["post"]
-    assert {"201", "200", "400", "409", "413", "422", "503"} <= set(post["responses"])
+    assert {"201", "200", "400", "409", "412", "413", "422", "503"} <= set(post["responses"])
     assert "application/problem+json" in post["responses"]["409"]["content"]
     get = paths["/v1/streams/{stream}"]["get"]
     assert "text/event-stream" in get["responses"]["200"]["content"]

@@ -148,7 +148,8 @@ def test_a_slow_client_does_not_hold_up_others(server: Server, client: httpx.Cli
     stalled = socket.create_connection(("127.0.0.1", server.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.sendall(
-        f"GET /v1/categories/{category} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode()
+        f"GET /v1/categories/{category} HTTP/1.1\r\nHost: localhost\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
     )
     try:
         blob = "x" * 20_000

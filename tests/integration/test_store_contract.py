@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,18 +20,7 @@ from ilji import (
     WrongExpectedVersion,
 )
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION
-
-
-@pytest.fixture(params=["postgres", "memory"])
-async def any_store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[EventStore]:
-    if request.param == "memory":
-        yield MemoryEventStore()
-        return
-    s = await PostgresEventStore.open(database_url, max_size=5, poll_interval=0.2)
-    try:
-        yield s
-    finally:
-        await s.close()
+from ilji.store.port import Direction
 
 
 def events(n: int, prefix: str = "Happened") -> list[NewEvent]:
@@ -262,6 +250,65 @@ async def test_read_limits_are_checked(any_store: EventStore, stream: str) -> No
             await any_store.read_stream(stream, limit=limit)
         with pytest.raises(ValidationError):
             await any_store.read_all(0, limit)
+
+
+BAD_NAMES = ["", "a" * 201, "has space", "new\nline", "nul\x00"]
+
+
+@pytest.mark.parametrize("after", [-1, -2, True, 1.5, "3"])
+async def test_bad_positions_are_refused_by_every_read_of_the_log(
+    any_store: EventStore, after: object
+) -> None:
+    # The in-memory store once read `read_all(after=-2)` as "the last two events".
+    await any_store.append(f"bad-{uuid.uuid4().hex[:8]}", events(3))
+    for read in (
+        lambda: any_store.read_all(after, 10),  # type: ignore[arg-type]
+        lambda: any_store.read_category("bad", after, 10),  # type: ignore[arg-type]
+        lambda: anext(any_store.follow(after)),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ValidationError) as info:
+            await read()
+        assert info.value.field == "after"
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+@pytest.mark.parametrize("from_version", [-1, -5, True, "2"])
+async def test_bad_from_versions_are_refused(
+    any_store: EventStore, stream: str, direction: Direction, from_version: object
+) -> None:
+    await any_store.append(stream, events(3))
+    with pytest.raises(ValidationError) as info:
+        await any_store.read_stream(stream, from_version, 10, direction)  # type: ignore[arg-type]
+    assert info.value.field == "from_version"
+
+
+async def test_bad_names_are_refused_by_reads(any_store: EventStore, stream: str) -> None:
+    for name in BAD_NAMES:
+        with pytest.raises(ValidationError) as info:
+            await any_store.read_stream(name)
+        assert info.value.field == "stream", name
+        with pytest.raises(ValidationError) as info:
+            await any_store.stream_version(name)
+        assert info.value.field == "stream", name
+        with pytest.raises(ValidationError):
+            await any_store.read_category(name, 0, 10)
+    for category in ("has-dash", 42):
+        with pytest.raises(ValidationError):
+            await any_store.read_category(category, 0, 10)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError):
+            await anext(any_store.follow(0, category=category))  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as info:
+        await any_store.read_stream(stream, direction="sideways")  # type: ignore[arg-type]
+    assert info.value.field == "direction"
+
+
+async def test_one_type_may_be_given_as_a_string(any_store: EventStore) -> None:
+    tag = uuid.uuid4().hex[:8]
+    start = await any_store.read_all(0, 10_000)
+    after = start[-1].position if start else 0
+    await any_store.append(f"typed{tag}-1", [NewEvent(f"Only{tag}", {}), NewEvent(f"O{tag}", {})])
+    found = await any_store.read_all(after, 10, f"Only{tag}")  # type: ignore[arg-type]
+    assert [e.type for e in found] == [f"Only{tag}"]
 
 
 async def test_global_log_and_categories(any_store: EventStore) -> None:

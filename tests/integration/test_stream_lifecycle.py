@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,18 +44,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture(params=["postgres", "memory"])
-async def any_store(request: pytest.FixtureRequest, database_url: str) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryEventStore()
-        return
-    s = await PostgresEventStore.open(database_url, max_size=5, poll_interval=0.2)
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def category() -> str:

@@ -123,6 +123,7 @@ def test_public_api_is_curated() -> None:
             "IljiError",
             "MemoryEventStore",
             "NewEvent",
+            "PositionLimitReached",
             "PostgresEventStore",
             "RecordedEvent",
             "SchemaError",

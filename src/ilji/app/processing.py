@@ -22,14 +22,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ilji.domain.events import NewEvent, RecordedEvent
-from ilji.store.port import EventStore
+from ilji.store.audit import CHECKPOINT_CATEGORY
+from ilji.store.port import EventStore, SystemStreamStore
 
 log = logging.getLogger("ilji.app.processing")
 
 T = TypeVar("T")
 
-#: The category of the streams that `StreamCheckpointStore` writes; runners never deliver them.
-CHECKPOINT_CATEGORY = "projection_checkpoint"
+#: Where `StreamCheckpointStore` kept checkpoints before they moved to `$checkpoint-<name>`:
+#: ordinary streams, so their events are in the global log and runners skip them.
+LEGACY_CHECKPOINT_CATEGORY = "projection_checkpoint"
 
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("ilji_replaying", default=False)
 
@@ -87,17 +89,23 @@ class MemoryCheckpointStore:
 
 
 class StreamCheckpointStore:
-    """Checkpoints as events in a stream `projection_checkpoint-<name>` of the event store itself.
+    """Checkpoints as events in Ilji's own stream `$checkpoint-<name>` of the event store itself.
 
     It needs no table of its own, which suits examples and small deployments. Each save appends
     one small event, expecting the version it last saw, so two runners of the same projection
-    cannot both move its checkpoint without one of them failing loudly.
+    cannot both move its checkpoint without one of them failing loudly. Like every `$` stream,
+    the checkpoint streams stay out of the global log: SSE, projection workers and `ilji tail`
+    never see them.
+
+    Checkpoints saved before they moved there, in the ordinary stream
+    `projection_checkpoint-<name>`, are still read: `load` falls back to it while the new
+    stream is empty, and the next save continues in the new stream.
     """
 
     CATEGORY = CHECKPOINT_CATEGORY
     EVENT_TYPE = "CheckpointSaved"
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: SystemStreamStore) -> None:
         self.store = store
         self._versions: dict[str, int] = {}
 
@@ -106,22 +114,26 @@ class StreamCheckpointStore:
         """The stream that holds a projection's checkpoints."""
         return f"{CHECKPOINT_CATEGORY}-{name}"
 
+    @staticmethod
+    def legacy_stream(name: str) -> str:
+        """The ordinary stream where earlier versions kept a projection's checkpoints."""
+        return f"{LEGACY_CHECKPOINT_CATEGORY}-{name}"
+
     async def load(self, name: str) -> int:
         """The newest saved position, or 0."""
-        stream = self.stream(name)
-        newest = await self.store.read_stream(stream, None, 1, "backward")
+        newest = await self.store.read_stream(self.stream(name), None, 1, "backward")
         self._versions[name] = newest[0].version if newest else 0
+        if not newest:
+            newest = await self.store.read_stream(self.legacy_stream(name), None, 1, "backward")
         return int(newest[0].data["position"]) if newest else 0
 
     async def save(self, name: str, position: int) -> None:
         """Append the new position (fails with `WrongExpectedVersion` if another runner moved it)."""
         if name not in self._versions:
             await self.load(name)
-        stream = self.stream(name)
-        result = await self.store.append(
-            stream, [NewEvent(self.EVENT_TYPE, {"position": position})], self._versions[name]
+        self._versions[name] = await self.store.append_system_stream(
+            self.stream(name), [NewEvent(self.EVENT_TYPE, {"position": position})], self._versions[name]
         )
-        self._versions[name] = result.last_version
 
 
 class ProjectionRunner:
@@ -162,8 +174,8 @@ class ProjectionRunner:
                 await self.projection.handle(event)
                 in_page += 1
             position = page[-1].position
-            # A page of checkpoint events only is skipped without saving: saving would append
-            # another checkpoint event, which the next page would contain, forever.
+            # A page of old checkpoint events only (from before they moved to `$checkpoint`)
+            # is skipped without saving: there is nothing new to remember.
             if in_page:
                 await self.checkpoints.save(name, position)
                 handled += in_page
@@ -202,8 +214,12 @@ class ProjectionRunner:
 
 
 def _bookkeeping(event: RecordedEvent) -> bool:
-    """Whether `event` is a runner's own checkpoint, which no projection should see."""
-    return event.category == CHECKPOINT_CATEGORY
+    """Whether `event` is a checkpoint saved in an ordinary stream by an earlier version.
+
+    New checkpoints are in `$checkpoint` streams, which the global log leaves out; the old
+    ones stay in the log (events are never removed), and no projection should see them.
+    """
+    return event.category == LEGACY_CHECKPOINT_CATEGORY
 
 
 class SilentDuringReplay:

@@ -106,6 +106,13 @@ class AppendOnlyViolation(IljiError):
     code = "append-only"
 
 
+class PositionLimitReached(IljiError):
+    """The cluster's transaction ids passed 2**41, so positions would pass 2**53: nothing is
+    appended any more. Not retryable; see docs/en/operations.md."""
+
+    code = "position-limit"
+
+
 class StoreUnavailable(IljiError):
     """The database cannot be reached or is shutting down; the operation may be retried."""
 

@@ -21,6 +21,15 @@ MAX_EVENTS_PER_APPEND = 1 << POSITION_SHIFT
 #: The largest position a JavaScript number still represents exactly.
 MAX_SAFE_POSITION = 2**53 - 1
 
+#: Transaction ids from this one on would make positions past MAX_SAFE_POSITION: appends
+#: fail from then on (`PositionLimitReached`). PostgreSQL's 64-bit transaction ids (with
+#: their epoch) only grow, so this is a bound on how many writing transactions a cluster
+#: can ever run for Ilji: 2**41, about 70 years at 1,000 per second.
+TRANSACTION_ID_LIMIT = (MAX_SAFE_POSITION + 1) >> POSITION_SHIFT
+
+#: `ilji info` and the server warn when fewer transaction ids than this are left (a tenth).
+TRANSACTION_IDS_WARNING = TRANSACTION_ID_LIMIT // 10
+
 
 class StreamState(enum.Enum):
     """Expected-version conditions that are not an exact version."""

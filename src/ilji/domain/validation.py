@@ -143,3 +143,19 @@ def validate_limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_READ_LIMIT:
         raise ValidationError("limit", f"must be an integer from 1 to {MAX_READ_LIMIT}")
     return limit
+
+
+def validate_after(after: object, field: str = "after") -> int:
+    """Check a global-log position to read after: an integer >= 0 (0 reads from the start)."""
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ValidationError(field, "must be an integer >= 0")
+    return after
+
+
+def validate_from_version(from_version: object) -> int | None:
+    """Check a stream read's first version: None (the default end) or an integer >= 0."""
+    if from_version is None:
+        return None
+    if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 0:
+        raise ValidationError("from_version", "must be an integer >= 0")
+    return from_version

@@ -26,11 +26,18 @@ import ilji
 from ilji.app.views import DomainViews
 from ilji.bootstrap import open_runtime
 from ilji.domain.errors import IljiError
+from ilji.domain.events import TRANSACTION_IDS_WARNING
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
-from ilji.server.limits import BodyLimitMiddleware, CrossOriginGuard, Utf8UrlMiddleware
+from ilji.server.limits import (
+    BodyLimitMiddleware,
+    CrossOriginGuard,
+    HostGuard,
+    Utf8UrlMiddleware,
+    parse_allowed_hosts,
+)
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.projection_routes import add_projection_routes
@@ -106,10 +113,12 @@ async def watch_database(
     """Background loop: is the database up, how old is its oldest open transaction, and how are
     the projections doing (the snapshot behind the `ilji_projection_*` gauges)?"""
     up: bool | None = None
+    warned = False
     while not stop.is_set():
         try:
             await store.ping()
             age = await store.oldest_transaction_age()
+            ids_left = await store.transaction_ids_left()
         except IljiError as exc:
             metrics.database_up.set(0)
             metrics.loop_runs.labels(MONITOR_LOOP, "error").inc()
@@ -119,6 +128,14 @@ async def watch_database(
         else:
             metrics.database_up.set(1)
             metrics.oldest_transaction.set(age)
+            metrics.transaction_ids_left.set(ids_left)
+            if (ids_left < TRANSACTION_IDS_WARNING) != warned:  # log crossings, not every check
+                warned = not warned
+                if warned:
+                    log.warning(
+                        "few transaction ids left: appends stop at 2^41 (docs/en/operations.md)",
+                        extra={"transaction_ids_left": ids_left},
+                    )
             metrics.notifications.set(store.notifications_sent)
             metrics.loop_runs.labels(MONITOR_LOOP, "ok").inc()
             if up is False:
@@ -243,6 +260,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
     app.add_middleware(Utf8UrlMiddleware)
     app.add_middleware(CrossOriginGuard)
+    if not tokens.enabled:
+        # Every request is an admin's without tokens: only this machine's names may reach it.
+        app.add_middleware(HostGuard, allowed=parse_allowed_hosts(settings.allowed_hosts))
     limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)

@@ -164,7 +164,14 @@ class Metrics:
         self.sse_events = Counter("ilji_sse_events_sent", "Events sent over SSE.", registry=r)
         self.oldest_transaction = Gauge(
             "ilji_oldest_transaction_age_seconds",
-            "Age of the oldest open writing transaction (it holds back the global log).",
+            "Age of the oldest open writing transaction, prepared (two-phase) ones included "
+            "(it holds back the global log).",
+            registry=r,
+        )
+        self.transaction_ids_left = Gauge(
+            "ilji_transaction_ids_left",
+            "Transaction ids PostgreSQL can still assign before positions would pass 2^53 and "
+            "appends fail (the bound is 2^41).",
             registry=r,
         )
         self.notifications = Gauge(

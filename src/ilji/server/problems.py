@@ -25,6 +25,7 @@ from ilji.domain.errors import (
     DuplicateEventId,
     EmbeddedPostgresError,
     IljiError,
+    PositionLimitReached,
     SchemaError,
     StoreUnavailable,
     StreamDeleted,
@@ -37,6 +38,20 @@ from ilji.server.auth import Forbidden, Unauthorized
 
 log = logging.getLogger("ilji.server")
 
+
+class PreconditionFailed(WrongExpectedVersion):
+    """A wrong expected version that the client stated as `If-Match` (HTTP 412, RFC 9110).
+
+    The same conflict as a wrong `expected_version` in the body (409), named by the status
+    HTTP gives a failed precondition header, so generic HTTP clients and caches understand it.
+    """
+
+    @classmethod
+    def of(cls, exc: WrongExpectedVersion) -> PreconditionFailed:
+        """The same conflict, as a failed `If-Match`."""
+        return cls(exc.stream, exc.expected, exc.actual)
+
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: The one table: each error class and the HTTP status it means. The most specific class wins.
@@ -46,6 +61,7 @@ STATUS: dict[type[IljiError], int] = {
     Forbidden: 403,
     StreamNotFound: 404,
     ProjectionNotFound: 404,
+    PreconditionFailed: 412,
     WrongExpectedVersion: 409,
     DuplicateEventId: 409,
     ConflictError: 409,
@@ -54,6 +70,8 @@ STATUS: dict[type[IljiError], int] = {
     StoreUnavailable: 503,
     SchemaError: 503,
     EmbeddedPostgresError: 503,
+    # Not retryable and not the client's fault: the store cannot take more events.
+    PositionLimitReached: 507,
     # The projection did not reach the position in time: the server waited for another
     # component (the workers) that did not answer in time, which is what 504 says. Not 408:
     # that one means the *client* was too slow to send its request.

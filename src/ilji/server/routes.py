@@ -27,6 +27,7 @@ from ilji.domain.errors import (
     StoreUnavailable,
     StreamNotFound,
     ValidationError,
+    WrongExpectedVersion,
 )
 from ilji.domain.events import (
     EXISTS,
@@ -54,7 +55,7 @@ from ilji.server.models import (
     StreamPage,
     event_json,
 )
-from ilji.server.problems import responses
+from ilji.server.problems import PreconditionFailed, responses
 from ilji.server.sse import SSE_MEDIA_TYPE, follow_stream, parse_last_event_id, sse_response, wants_sse
 from ilji.store.errors import translate
 from ilji.store.migrate import latest_version, schema_version
@@ -76,10 +77,12 @@ _DESCRIPTIONS = {
     401: "A missing or unknown bearer token.",
     403: "The token's role does not allow this route, or a web page from another site tried to change data.",
     404: "The stream has no events.",
-    409: "A conflict: the expected version does not hold, or an event id is stored already.",
+    409: "A conflict: `expected_version` in the body does not hold, or an event id is stored already.",
+    412: "The `If-Match` precondition failed: the stream is not at that version.",
     413: "The request body is over the configured limit.",
     422: "The request does not match the schema (bad JSON, wrong types, values out of range).",
     503: "The database is unavailable or not migrated; retry later.",
+    507: "The store reached its position limit (2^41 transaction ids); retrying does not help.",
 }
 
 
@@ -198,7 +201,7 @@ def append_operation(auth: bool) -> dict[str, Any]:
     """The OpenAPI operation of POST /v1/streams/{stream}, written out (see `build_router`)."""
     response_schema = {"$ref": "#/components/schemas/AppendResponse"}
     etag = {"ETag": {"description": "the stream's version after the append", "schema": {"type": "string"}}}
-    codes = (400, 403, *((401,) if auth else ()), 409, 413, 422, 503)
+    codes = (400, 403, *((401,) if auth else ()), 409, 412, 413, 422, 503, 507)
     return {
         "tags": ["streams"],
         "summary": "Append events to a stream",
@@ -221,7 +224,8 @@ def append_operation(auth: bool) -> dict[str, Any]:
                 "name": "if-match",
                 "in": "header",
                 "required": False,
-                "description": 'the expected version, ETag style (3, "3" or *); overrides the body\'s',
+                "description": 'the expected version, ETag style (3, "3" or *); overrides the body\'s; '
+                "412 when it does not hold",
                 "schema": {"type": "string"},
             },
         ],
@@ -291,6 +295,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             raise RequestValidationError(errors) from None
         expected = validate_expected_version(body.expected_version)
         if_match = request.headers.get("if-match")
+        precondition = if_match is not None
         if if_match is not None:
             from_header = _expected_from_if_match(if_match)
             if "expected_version" in body.model_fields_set and from_header != expected:
@@ -307,6 +312,9 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             metrics.appends.labels(exc.code).inc()
             if isinstance(exc, ConflictError):
                 metrics.conflicts.labels(exc.code).inc()
+            if precondition and isinstance(exc, WrongExpectedVersion):
+                # RFC 9110: a failed If-Match is 412; the body's expected_version stays 409.
+                raise PreconditionFailed.of(exc) from None
             raise
         if result.idempotent:
             metrics.appends.labels("idempotent").inc()

@@ -5,7 +5,9 @@ see or what workers do. Each one is written down as an event, in the same transa
 the change when it succeeds, and on its own when it fails: who (an `Actor`: never a token,
 only a fingerprint of it), what (`action`), on what (`target`), with which `parameters`, and
 the `outcome`. Ilji's own streams start with `$`, which public appends refuse: only this
-module's `SYSTEM_APPEND` statement writes them.
+module's `SYSTEM_APPEND` statement writes them. Besides `$audit` and `$lifecycle`, which only
+admin actions write, code may append to the `$checkpoint` streams (`append_system_stream`):
+bookkeeping that must stay out of the global log readers see.
 """
 
 from __future__ import annotations
@@ -19,13 +21,18 @@ from typing import Any, Literal
 import orjson
 import psycopg
 
-from ilji.domain.events import NewEvent
+from ilji.domain.errors import ValidationError
+from ilji.domain.events import NewEvent, category_of
+from ilji.domain.validation import validate_stream_name
 from ilji.store import sql
 
 #: Who did what: one event per admin action.
 AUDIT_STREAM = "$audit"
 #: What changed in the lifecycle of streams and categories (deletes, truncations, retention).
 LIFECYCLE_STREAM = "$lifecycle"
+
+#: The category of the streams that hold `StreamCheckpointStore` checkpoints, `$checkpoint-<name>`.
+CHECKPOINT_CATEGORY = "$checkpoint"
 
 #: Event types of the audit stream.
 ACTION_PERFORMED = "AdminActionPerformed"
@@ -40,6 +47,17 @@ Outcome = Literal["ok", "unchanged"]
 # take it.
 SYSTEM_APPEND_LOCK = sql.load("system_append_lock")
 SYSTEM_APPEND = sql.load("append_system")
+
+
+def check_appendable_system_stream(stream: str) -> str:
+    """Refuse a stream `append_system_stream` may not write: anything but `$checkpoint-<name>`.
+
+    `$audit` and `$lifecycle` are written only with the admin actions they record.
+    """
+    name = validate_stream_name(stream, allow_system=True)
+    if category_of(name) != CHECKPOINT_CATEGORY or name == CHECKPOINT_CATEGORY:
+        raise ValidationError("stream", f"only {CHECKPOINT_CATEGORY}-<name> streams take system appends")
+    return name
 
 
 def token_fingerprint(token: str) -> str:

@@ -9,6 +9,7 @@ from psycopg import errors as pg_errors
 from ilji.domain.errors import (
     AppendOnlyViolation,
     IljiError,
+    PositionLimitReached,
     SchemaError,
     StoreUnavailable,
     ValidationError,
@@ -17,9 +18,17 @@ from ilji.domain.errors import (
 # SQLSTATE class 08 (connection exception), 57P0x (shutdown, crash), 53 (insufficient resources)
 _UNAVAILABLE_PREFIXES = ("08", "57P", "53")
 
+# The CHECK on ilji.events.position (0001_event_store.sql): positions stay below 2**53.
+_POSITION_CHECK = "events_position_check"
+
 
 def translate(exc: BaseException) -> IljiError:
-    """Map a psycopg (or pool) exception to the Ilji error a caller should see."""
+    """Map a psycopg (or pool) exception to the Ilji error a caller should see.
+
+    Only the primary message of a database error is kept, never its DETAIL: PostgreSQL puts
+    the offending row there ("Failing row contains (...)", "Key (email)=(...)"), so event
+    data would reach clients and logs.
+    """
     if isinstance(exc, IljiError):
         return exc
     if isinstance(exc, psycopg_pool.PoolTimeout):
@@ -30,6 +39,12 @@ def translate(exc: BaseException) -> IljiError:
             return AppendOnlyViolation(_primary(exc))
         if state == "IJ002":
             return ValidationError("events", _primary(exc))
+        if isinstance(exc, pg_errors.CheckViolation) and exc.diag.constraint_name == _POSITION_CHECK:
+            return PositionLimitReached(
+                "the event store is full: PostgreSQL's transaction ids have passed 2^41, so new "
+                "positions would pass 2^53; nothing was appended (see 'Transaction ids' in "
+                "docs/en/operations.md)"
+            )
         if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction) or state == "3F000":
             return SchemaError(
                 f"the Ilji schema is missing or out of date ({_primary(exc)}); run `ilji migrate`"
@@ -40,6 +55,7 @@ def translate(exc: BaseException) -> IljiError:
             return StoreUnavailable(f"the database is unavailable: {_primary(exc)}")
         if isinstance(exc, pg_errors.DataException):
             return ValidationError("data", _primary(exc))
+        return IljiError(f"unexpected database error: {_primary(exc)}")
     if isinstance(exc, OSError):
         return StoreUnavailable(f"the database is unavailable: {exc}")
     return IljiError(f"unexpected database error: {exc}")

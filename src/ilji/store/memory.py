@@ -21,13 +21,21 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
+    validate_after,
     validate_category,
     validate_events,
     validate_expected_version,
+    validate_from_version,
     validate_limit,
     validate_stream_name,
 )
-from ilji.store.audit import AUDIT_STREAM, LIFECYCLE_STREAM, Actor, audit_event
+from ilji.store.audit import (
+    AUDIT_STREAM,
+    LIFECYCLE_STREAM,
+    Actor,
+    audit_event,
+    check_appendable_system_stream,
+)
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
 from ilji.store.lifecycle import (
     Change,
@@ -76,6 +84,15 @@ class MemoryEventStore:
         expected = validate_expected_version(expected_version)
         validate_events(events)
         return await self._append(stream, events, expected)
+
+    async def append_system_stream(
+        self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
+    ) -> int:
+        """Append to a `$checkpoint-<name>` stream (see `PostgresEventStore.append_system_stream`)."""
+        check_appendable_system_stream(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        return (await self._append(stream, events, expected)).last_version
 
     async def _append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
@@ -155,6 +172,7 @@ class MemoryEventStore:
         """Events of one stream from `from_version` (inclusive)."""
         validate_stream_name(stream, allow_system=True)
         validate_limit(limit)
+        validate_from_version(from_version)
         events = [e for e in self._streams.get(stream, []) if self._visible(e)]
         if direction == "forward":
             start = 1 if from_version is None else from_version
@@ -166,12 +184,14 @@ class MemoryEventStore:
 
     async def stream_version(self, stream: str) -> int:
         """The stream's number of events."""
+        validate_stream_name(stream, allow_system=True)
         return len(self._streams.get(stream, []))
 
     async def read_all(
         self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """The global log after `after`."""
+        validate_after(after)
         validate_limit(limit)
         return self._select(after, limit, types, None)
 
@@ -184,13 +204,15 @@ class MemoryEventStore:
     ) -> list[RecordedEvent]:
         """One category of the global log after `after`."""
         validate_category(category)
+        validate_after(after)
         validate_limit(limit)
         return self._select(after, limit, types, category)
 
     def _select(
         self, after: int, limit: int, types: Sequence[str] | None, category: str | None
     ) -> list[RecordedEvent]:
-        wanted = set(types) if types is not None else None
+        # One type may be given as a string, as the PostgreSQL store accepts it.
+        wanted = ({types} if isinstance(types, str) else set(types)) if types is not None else None
         out = []
         for event in self._log[after:]:
             if category is not None and category_of(event.stream) != category:
@@ -215,6 +237,9 @@ class MemoryEventStore:
         batch_size: int = 500,
     ) -> AsyncIterator[RecordedEvent]:
         """Catch up, then wait for appends."""
+        if category is not None:
+            validate_category(category)
+        validate_after(after)
         cursor = after
         while True:
             page = self._select(cursor, batch_size, types, category)

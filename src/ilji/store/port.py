@@ -68,6 +68,21 @@ class EventStore(Protocol):
 
 
 @runtime_checkable
+class SystemStreamStore(EventStore, Protocol):
+    """An event store that also appends to Ilji's `$checkpoint-<name>` streams.
+
+    Those streams stay out of the global log (`read_all`, `follow` without a category), so
+    nothing that feeds projections, SSE or `ilji tail` from it sees them.
+    """
+
+    async def append_system_stream(
+        self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
+    ) -> int:
+        """Append to a `$checkpoint-<name>` stream if its version is as expected; its new version."""
+        ...
+
+
+@runtime_checkable
 class LifecycleStore(Protocol):
     """Admin operations on what readers see: soft delete, truncate-before, retention.
 

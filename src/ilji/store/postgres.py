@@ -28,6 +28,7 @@ from ilji.domain.events import (
     MAX_SAFE_POSITION,
     NO_STREAM,
     POSITION_SHIFT,
+    TRANSACTION_ID_LIMIT,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -35,9 +36,11 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
+    validate_after,
     validate_category,
     validate_events,
     validate_expected_version,
+    validate_from_version,
     validate_limit,
     validate_stream_name,
 )
@@ -49,6 +52,7 @@ from ilji.store.audit import (
     Actor,
     append_system,
     audit_event,
+    check_appendable_system_stream,
 )
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
 from ilji.store.errors import translate
@@ -100,6 +104,7 @@ _READ_ALL = sql.load("read_all")
 _READ_CATEGORY = sql.load("read_category")
 _STREAM_VERSION = sql.load("stream_version")
 _OLDEST_TRANSACTION = sql.load("oldest_transaction")
+_NEXT_TRANSACTION_ID = sql.load("next_transaction_id")
 _INFO = sql.load("info")
 _STREAM_LIFECYCLE = sql.load("stream_lifecycle")
 _RULES_SAVE = sql.load("stream_rules_save")
@@ -146,6 +151,8 @@ class StoreInfo:
     visible_bound: int
     server_version: str
     database: str
+    #: Two-phase transactions waiting for COMMIT/ROLLBACK PREPARED (they hold the global log).
+    prepared_transactions: int
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -406,6 +413,7 @@ class PostgresEventStore:
         """
         validate_stream_name(stream, allow_system=True)
         validate_limit(limit)
+        validate_from_version(from_version)
         if direction == "forward":
             query, start = _READ_FORWARD, 1 if from_version is None else from_version
         elif direction == "backward":
@@ -415,8 +423,6 @@ class PostgresEventStore:
             )
         else:
             raise ValidationError("direction", "must be 'forward' or 'backward'")
-        if start < 0:
-            raise ValidationError("from_version", "must be >= 0")
         params = {"stream": stream, "from_version": start, "limit": limit}
         return await self._fetch_events(query, params)
 
@@ -435,7 +441,7 @@ class PostgresEventStore:
         self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """Committed events with a position greater than `after`, in global order."""
-        _check_position(after)
+        validate_after(after)
         validate_limit(limit)
         params = {"after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_ALL, params)
@@ -449,7 +455,7 @@ class PostgresEventStore:
     ) -> list[RecordedEvent]:
         """Like `read_all`, for the streams whose category is `category`."""
         validate_category(category)
-        _check_position(after)
+        validate_after(after)
         validate_limit(limit)
         params = {"category": category, "after": after, "limit": limit, "types": _types(types)}
         return await self._fetch_events(_READ_CATEGORY, params)
@@ -479,7 +485,7 @@ class PostgresEventStore:
         """Catch up from `after`, then follow live; resumes by itself after connection loss."""
         if category is not None:
             validate_category(category)
-        _check_position(after)
+        validate_after(after)
         if self._listener is None:
             self._listener = Listener(self.conninfo)
 
@@ -529,6 +535,36 @@ class PostgresEventStore:
         self.poke()
         return result
 
+    async def append_system_stream(
+        self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
+    ) -> int:
+        """Append to a `$checkpoint-<name>` stream if its version is as expected; its new version.
+
+        Such streams stay out of the global log's user view, like `$audit`. They are written
+        as Ilji's own events are, under the system append lock, which also makes reading the
+        version and appending one step: no other writer of system streams can come between.
+        Raises `WrongExpectedVersion` as `append` does.
+        """
+        check_appendable_system_stream(stream)
+        expected = validate_expected_version(expected_version)
+        validate_events(events)
+        for i, event in enumerate(events):
+            body = encode_object(event.data, f"events[{i}].data")
+            meta = encode_object(event.metadata, f"events[{i}].metadata")
+            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(SYSTEM_APPEND_LOCK)
+                cur = await conn.execute(_STREAM_VERSION, {"stream": stream})
+                row = await cur.fetchone()
+                version = int(row[0]) if row else 0
+                if not expected_version_holds(expected, version):
+                    raise WrongExpectedVersion(stream, _expected_label(expected), version)
+                await append_system(conn, [(stream, event) for event in events])
+        except (psycopg.Error, OSError) as exc:
+            raise translate(exc) from exc
+        return version + len(events)
+
     async def _audit_failure(
         self, actor: Actor, action: str, target: str, parameters: dict[str, Any], error: IljiError
     ) -> None:
@@ -539,7 +575,10 @@ class PostgresEventStore:
             async with self.pool.connection() as conn, conn.transaction():
                 await append_system(conn, [(AUDIT_STREAM, record)])
         except (psycopg.Error, OSError) as exc:
-            log.warning("cannot audit a failed admin action", extra={"action": action, "error": str(exc)})
+            log.warning(
+                "cannot audit a failed admin action",
+                extra={"action": action, "error": translate(exc).message},
+            )
             return
         self.poke()
 
@@ -688,25 +727,36 @@ class PostgresEventStore:
         return self._notifier.sent if self._notifier else 0
 
     async def oldest_transaction_age(self) -> float:
-        """Seconds the oldest open writing transaction in the cluster has been open."""
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_OLDEST_TRANSACTION)
-                row = await cur.fetchone()
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        return float(row[0]) if row else 0.0
+        """Seconds the oldest open writing transaction in the cluster has been open.
+
+        Prepared (two-phase) transactions count, from when they were prepared: one that is
+        never committed or rolled back holds the global log's visible bound for ever."""
+        row = await self._one_row(_OLDEST_TRANSACTION)
+        return float(row[0])
+
+    async def transaction_ids_left(self) -> int:
+        """How many more transaction ids PostgreSQL can assign before appends fail for good.
+
+        A position is a transaction id << 12 and stays below 2**53, so ids end at 2**41
+        (`TRANSACTION_ID_LIMIT`); `ilji info` and the server warn below a tenth of that.
+        """
+        row = await self._one_row(_NEXT_TRANSACTION_ID)
+        return TRANSACTION_ID_LIMIT - int(row[0])
 
     async def info(self) -> StoreInfo:
         """Counts and positions for `ilji info`."""
+        return StoreInfo(*await self._one_row(_INFO))
+
+    async def _one_row(self, query: bytes) -> tuple[Any, ...]:
+        """The row of a diagnostic query that always returns one."""
         try:
             async with self.pool.connection() as conn:
-                cur = await conn.execute(_INFO)
+                cur = await conn.execute(query)
                 row = await cur.fetchone()
         except psycopg.Error as exc:
             raise translate(exc) from exc
         assert row is not None
-        return StoreInfo(*row)
+        return tuple(row)
 
     async def ping(self) -> None:
         """Raise `StoreUnavailable` unless the database answers."""
@@ -731,11 +781,6 @@ async def _retention(conn: Connection, category: str) -> Retention | None:
         return None
     _name, seconds, max_count = row
     return Retention(category, timedelta(seconds=seconds) if seconds is not None else None, max_count)
-
-
-def _check_position(after: int) -> None:
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise ValidationError("after", "must be an integer >= 0")
 
 
 def _types(types: Sequence[str] | None) -> list[str] | None:
