@@ -203,3 +203,46 @@ def test_public_api_is_curated() -> None:
     aliases = {"Connection", "PoisonPolicy"}  # type aliases, documented where defined
     for name in set(ilji.projections.__all__) - aliases:
         assert getattr(ilji.projections, name).__doc__, name
+
+
+# -- which versions a code may run (ilji.projections.versions) --------------------------------
+
+
+def _code(version: int, partitions: int = 1) -> Projection:
+    cls = type("Code", (Projection,), {"name": "p", "version": version, "partitions": partitions})
+    return cls()
+
+
+def test_plan_serves_only_versions_built_by_the_same_code() -> None:
+    from ilji.projections.versions import StoredVersion, plan
+
+    v1 = {1: StoredVersion(1, 1)}
+    both = {**v1, 2: StoredVersion(2, 2)}
+    # A fresh projection: create version 1 first.
+    assert plan(_code(1), 1, None, {}).create == (1,)
+    # Old code serves; new code builds version 2 and never runs version 1.
+    assert plan(_code(1), 1, None, both).run == (1,)
+    new = plan(_code(2, partitions=2), 1, None, both)
+    assert (new.run, new.target, new.state) == ((2,), 2, "building")
+    assert plan(_code(2, partitions=2), 1, None, v1).create == (2,)
+    # After the cutover the old code stands idle.
+    old = plan(_code(1), 2, None, both)
+    assert (old.run, old.state, old.error) == ((), "idle", None)
+    # `ilji projections rebuild`: the serving code builds the requested version (same code).
+    rebuilt = {**v1, 2: StoredVersion(1, 1)}
+    assert plan(_code(1), 1, 2, v1).create == (2,)
+    assert plan(_code(1), 1, 2, rebuilt).target == 2
+    assert plan(_code(1), 2, None, rebuilt).run == (2,)
+    # ... and code that calls itself version 2 cannot take that version over.
+    refused = plan(_code(2), 2, None, rebuilt)
+    assert refused.state == "refused" and refused.error and "above 2" in refused.error
+
+
+def test_plan_refuses_another_partition_count_for_an_existing_version() -> None:
+    from ilji.projections.versions import StoredVersion, plan
+
+    chosen = plan(_code(1, partitions=4), 1, None, {1: StoredVersion(1, 1)})
+    assert (chosen.run, chosen.state) == ((), "refused")
+    assert chosen.error and "has 1 partition(s)" in chosen.error and "asks for 4" in chosen.error
+    # A version from before counts were recorded keeps its count, and is adopted.
+    assert plan(_code(1), 1, None, {1: StoredVersion(1, None)}).run == (1,)
