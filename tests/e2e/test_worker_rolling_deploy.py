@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from ilji import PostgresEventStore
 from ilji.embedded import EmbeddedPostgres
+from ilji.projections import status
+from ilji.server.models import projection_json
 from tests.conftest import new_database
 from tests.e2e.test_worker_ownership import Appender, head
 from tests.e2e.worker_fixtures import append_events, checkpoint, spawn_worker, stop, verify_ledger, wait_until
@@ -45,6 +48,13 @@ def worker_row(url: str, worker: str) -> tuple[object, ...] | None:
         worker,
     )
     return rows[0] if rows else None
+
+
+async def status_json(url: str) -> dict[str, Any]:
+    """The projection's status as `GET /v1/projections/{name}` answers it."""
+    async with await PostgresEventStore.open(url, max_size=2) as store:
+        (st,) = await status(store, NAME)
+    return projection_json(st)
 
 
 def positions(url: str, version: int) -> list[int]:
@@ -79,6 +89,10 @@ def test_old_and_new_code_each_run_only_their_own_version(
             # After the cutover the old code stands idle: no version, no lease.
             wait_until(lambda: worker_row(url, "old")[1:3] == ([], "idle"), 15)  # type: ignore[index]
             assert old.poll() is None, "the old worker keeps running, idle"
+            wait_until(lambda: worker_row(url, "new")[1:3] == ([2], "serving"), 15)  # type: ignore[index]
+            workers = {w["worker"]: w for w in asyncio.run(status_json(url))["workers"]}
+            assert (workers["old"]["code_version"], workers["old"]["state"]) == (1, "idle")
+            assert (workers["new"]["code_version"], workers["new"]["state"]) == (2, "serving")
             wait_until(lambda: min(positions(url, 2)) > cut_at, 20)
         last = head(url)
         wait_until(lambda: min(positions(url, 2)) >= last, 30)

@@ -17,6 +17,8 @@ import psycopg
 
 from ilji import PostgresEventStore
 from ilji.projections import Worker, list_parked, status, wait_for_position
+from ilji.server.metrics import _ProjectionCollector
+from ilji.server.models import projection_json
 from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
 
 
@@ -84,6 +86,14 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
         assert me.error is not None and "4 partitions" in me.error and "1 partition" in me.error
         assert "version" in me.error
         assert st.owners == []
+        # The same error over HTTP, and the refusing worker in the metrics.
+        assert projection_json(st)["errors"] == [me.error]
+        collector = _ProjectionCollector()
+        collector.snapshot = [st]
+        (family,) = [m for m in collector.collect() if m.name == "ilji_projection_workers"]
+        assert [(s.labels, s.value) for s in family.samples] == [
+            ({"projection": name, "code_version": "1", "state": "refused"}, 1.0)
+        ]
     assert await list_parked(store, name) == []
     assert verify_ledger(database_url, name, prefix=pre)["events"] == 60
 
