@@ -15,8 +15,18 @@ from typing import Any
 
 import psycopg
 
-from ilji import PostgresEventStore
-from ilji.projections import Worker, list_parked, status, wait_for_position
+from ilji import NewEvent, PostgresEventStore, RecordedEvent
+from ilji.projections import (
+    Connection,
+    Context,
+    Projection,
+    Worker,
+    list_parked,
+    replay_parked,
+    request_rebuild,
+    status,
+    wait_for_position,
+)
 from ilji.server.metrics import _ProjectionCollector
 from ilji.server.models import projection_json
 from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
@@ -113,3 +123,162 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
     assert [(v, p, n) for v, p, n, _ in found[1:]] == [(2, k, 4) for k in range(4)]
     assert verify_ledger(database_url, name, version=2, prefix=pre)["events"] == 100
     assert await list_parked(store, name) == []
+
+
+class Lifecycle(Projection):
+    """Follows `$lifecycle`; fails on the events about `stream` while `broken`."""
+
+    category = "$lifecycle"
+    max_attempts = 2
+    retry_delay = 0.01
+    max_retry_delay = 0.01
+
+    def __init__(self, name: str, stream: str) -> None:
+        self.name = name  # type: ignore[misc]
+        self.stream = stream
+        self.broken = True
+
+    async def setup(self, conn: Connection, ctx: Context) -> None:
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {ctx.table(self.name)} (id uuid PRIMARY KEY, type text)"
+        )
+
+    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
+        if self.broken and self.stream in str(event.data):
+            raise ValueError("not handled yet")
+        await conn.execute(
+            f"INSERT INTO {ctx.table(self.name)} (id, type) VALUES (%s, %s)",  # type: ignore[arg-type]
+            (event.id, event.type),
+        )
+
+
+async def test_parked_events_of_a_dollar_category_can_be_replayed(
+    store: PostgresEventStore, database_url: str
+) -> None:
+    """Item 3: replay looked the event up in the global log, which leaves `$` streams out."""
+    name, stream = f"lc_{uuid.uuid4().hex[:6]}", f"gone-{uuid.uuid4().hex[:8]}"
+    projection = Lifecycle(name, stream)
+    await store.append(stream, [NewEvent("Tick", {})])
+    options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
+    async with running(Worker(database_url, [projection], worker_id="w", **options)):  # type: ignore[arg-type]
+        await store.delete_stream(stream)
+
+        async def parked() -> bool:
+            return len(await list_parked(store, name)) == 1
+
+        await until(parked)
+        (event,) = await list_parked(store, name)
+        assert (event.stream, event.type) == ("$lifecycle", "StreamDeleted")
+        projection.broken = False
+        assert await replay_parked(store, name) == 1
+
+        async def replay_done() -> bool:
+            (item,) = await list_parked(store, name, include_replayed=True)
+            return item.replay_requested_at is None
+
+        await until(replay_done)
+    (item,) = await list_parked(store, name, include_replayed=True)
+    assert item.error == "ValueError: not handled yet", item.error
+    assert item.replayed_at is not None
+    assert await rows(database_url, f"SELECT id, type FROM {name}_v1 WHERE id = %s", event.event_id) == [
+        (event.event_id, "StreamDeleted")
+    ]
+
+
+class Timeouts(Projection):
+    """Events marked `timeout` run into a statement timeout; those marked `drop` lose the
+    connection once (the server ends the session); the others are counted."""
+
+    max_attempts = 2
+    retry_delay = 0.01
+    max_retry_delay = 0.01
+
+    def __init__(self, name: str, category: str) -> None:
+        self.name = name  # type: ignore[misc]
+        self.category = category  # type: ignore[misc]
+        self.dropped: set[uuid.UUID] = set()
+
+    async def setup(self, conn: Connection, ctx: Context) -> None:
+        await conn.execute(f"CREATE TABLE IF NOT EXISTS {ctx.table(self.name)} (id uuid PRIMARY KEY)")
+
+    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
+        if event.data.get("timeout"):
+            await conn.execute("SET LOCAL statement_timeout = '20ms'")
+            await conn.execute("SELECT pg_sleep(1)")
+        if event.data.get("drop") and event.id not in self.dropped:
+            self.dropped.add(event.id)
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await conn.execute(f"INSERT INTO {ctx.table(self.name)} (id) VALUES (%s)", (event.id,))  # type: ignore[arg-type]
+
+
+async def test_operational_errors_of_the_handler_are_parked_lost_connections_retried(
+    store: PostgresEventStore, database_url: str
+) -> None:
+    """Item 4: a statement timeout in the handler used to be retried forever as infrastructure."""
+    name, category = f"to_{uuid.uuid4().hex[:6]}", f"to{uuid.uuid4().hex[:8]}"
+    projection = Timeouts(name, category)
+    await store.append(f"{category}-a", [NewEvent("Tick", {}), NewEvent("Tick", {"timeout": True})])
+    result = await store.append(f"{category}-b", [NewEvent("Tick", {"drop": True}), NewEvent("Tick", {})])
+    options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
+    async with running(Worker(database_url, [projection], worker_id="w", **options)):  # type: ignore[arg-type]
+        await wait_for_position(store, name, result.last_position, timeout=30)
+    (parked,) = await list_parked(store, name)
+    assert parked.stream == f"{category}-a" and parked.attempts == 2
+    assert parked.error == "QueryCanceled: canceling statement due to statement timeout", parked.error
+    assert len(projection.dropped) == 1, "the lost connection was retried, not counted"
+    assert len(await rows(database_url, f"SELECT id FROM {name}_v1")) == 3
+
+
+class People(Projection):
+    """A read model with a unique e-mail column: a second person with the same e-mail fails."""
+
+    max_attempts = 1
+
+    def __init__(self, name: str, category: str) -> None:
+        self.name = name  # type: ignore[misc]
+        self.category = category  # type: ignore[misc]
+
+    async def setup(self, conn: Connection, ctx: Context) -> None:
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {ctx.table(self.name)} (id text PRIMARY KEY, email text UNIQUE)"
+        )
+
+    async def handle(self, conn: Connection, event: RecordedEvent, ctx: Context) -> None:
+        await conn.execute(
+            f"INSERT INTO {ctx.table(self.name)} (id, email) VALUES (%s, %s)",  # type: ignore[arg-type]
+            (event.stream, event.data["email"]),
+        )
+
+
+async def test_parked_errors_keep_no_row_data_and_retired_versions_keep_none(
+    store: PostgresEventStore, database_url: str
+) -> None:
+    """Item 10: psycopg's DETAIL (`Key (email)=(alice@...) already exists`) was stored."""
+    name, category = f"pp_{uuid.uuid4().hex[:6]}", f"pp{uuid.uuid4().hex[:8]}"
+    await store.append(f"{category}-1", [NewEvent("Joined", {"email": "alice@example.com"})])
+    result = await store.append(f"{category}-2", [NewEvent("Joined", {"email": "alice@example.com"})])
+    options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
+    async with running(Worker(database_url, [People(name, category)], worker_id="w", **options)):  # type: ignore[arg-type]
+        await wait_for_position(store, name, result.last_position, timeout=20)
+        (parked,) = await list_parked(store, name)
+        assert "alice" not in parked.error and "DETAIL" not in parked.error, parked.error
+        constraint = f"{name}_v1_email_key"
+        assert (
+            parked.error == f'UniqueViolation: duplicate key value violates unique constraint "{constraint}"'
+        )
+        # A rebuild (what the personal-data guide prescribes) retires version 1: its parked
+        # errors are cleared.
+        assert await request_rebuild(store, name) == 2
+
+        async def cut_over() -> bool:
+            (st,) = await status(store, name)
+            return st.active_version == 2
+
+        await until(cut_over)
+    errors = await rows(
+        database_url,
+        "SELECT version, error FROM ilji.parked_events WHERE projection = %s ORDER BY version",
+        name,
+    )
+    assert errors[0] == (1, "cleared: version retired by a rebuild")
+    assert all("alice" not in e for _, e in errors)

@@ -45,9 +45,10 @@ from typing import Any
 
 from ilji.domain.errors import ValidationError
 from ilji.projections import sql, versions
+from ilji.projections.failures import is_infrastructure_error
 from ilji.projections.projection import Projection, validate_projection
 from ilji.projections.rebuild import cutover
-from ilji.projections.runner import PartitionMetrics, PartitionRunner, is_infrastructure_error
+from ilji.projections.runner import PartitionMetrics, PartitionRunner
 from ilji.store.follow import Listener
 from ilji.store.postgres import Connection, PostgresEventStore
 
