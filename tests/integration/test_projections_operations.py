@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
+import pytest
 
 from ilji import NewEvent, PostgresEventStore, RecordedEvent
 from ilji.projections import (
@@ -68,7 +69,7 @@ async def checkpoints(database_url: str, name: str) -> list[tuple[Any, ...]]:
 
 
 async def test_another_partition_count_for_an_existing_version_is_refused(
-    store: PostgresEventStore, database_url: str
+    store: PostgresEventStore, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Item 1: 1 -> 4 partitions on the same version used to apply events twice."""
     name, pre = f"split_{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:8]}"
@@ -96,6 +97,9 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
         assert me.error is not None and "4 partitions" in me.error and "1 partition" in me.error
         assert "version" in me.error
         assert st.owners == []
+        # The worker's log says it, with the reason.
+        logged = [r for r in caplog.records if r.getMessage() == "projection version refused"]
+        assert logged and logged[0].__dict__["error"] == me.error
         # The same error over HTTP, and the refusing worker in the metrics.
         assert projection_json(st)["errors"] == [me.error]
         collector = _ProjectionCollector()

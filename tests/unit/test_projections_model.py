@@ -245,8 +245,9 @@ def test_plan_refuses_another_partition_count_for_an_existing_version() -> None:
     chosen = plan(_code(1, partitions=4), 1, None, {1: StoredVersion(1, 1)})
     assert (chosen.run, chosen.state) == ((), "refused")
     assert chosen.error and "has 1 partition(s)" in chosen.error and "asks for 4" in chosen.error
-    # A version from before counts were recorded keeps its count, and is adopted.
+    # A version created before code versions were recorded runs with code not above it.
     assert plan(_code(1), 1, None, {1: StoredVersion(1, None)}).run == (1,)
+    assert plan(_code(2), 1, None, {1: StoredVersion(1, None)}).run == ()
 
 
 def test_handler_errors_are_judged_by_where_they_came_from() -> None:

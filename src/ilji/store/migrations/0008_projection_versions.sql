@@ -12,8 +12,8 @@ CREATE TABLE ilji.projection_versions (
     version      integer     NOT NULL CHECK (version > 0),
     partitions   integer     NOT NULL CHECK (partitions > 0),
     -- The code's `version` (a rebuild requested with `ilji projections rebuild` is built by the
-    -- serving version's code). NULL: created before this migration; the first worker whose
-    -- code's version is not above it adopts it.
+    -- serving version's code). NULL: created before this migration, when it was not recorded;
+    -- such a version is run by any code whose `version` is not above it.
     code_version integer     CHECK (code_version > 0),
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (projection, version)
