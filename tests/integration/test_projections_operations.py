@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -97,6 +100,19 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
         assert me.error is not None and "4 partitions" in me.error and "1 partition" in me.error
         assert "version" in me.error
         assert st.owners == []
+        # `ilji projections status` shows the worker and the refusal.
+        shown = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "ilji.cli", "projections", "status", name, "--database-url", database_url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+            check=False,
+        )
+        assert shown.returncode == 0, shown.stderr
+        text = " ".join((shown.stdout + shown.stderr).split())
+        assert f"{name}: worker four (code version 1) refused: runs nothing" in text
+        assert "refused: projection" in text and "raise `version`" in text
         # The worker's log says it, with the reason.
         logged = [r for r in caplog.records if r.getMessage() == "projection version refused"]
         assert logged and logged[0].__dict__["error"] == me.error
