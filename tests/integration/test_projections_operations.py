@@ -26,6 +26,7 @@ from ilji.projections import (
     Projection,
     Worker,
     list_parked,
+    register,
     replay_parked,
     request_rebuild,
     status,
@@ -302,3 +303,22 @@ async def test_parked_errors_keep_no_row_data_and_retired_versions_keep_none(
     )
     assert errors[0] == (1, "cleared: version retired by a rebuild")
     assert all("alice" not in e for _, e in errors)
+
+
+async def test_only_the_serving_code_sets_what_the_projection_reads(
+    store: PostgresEventStore, database_url: str
+) -> None:
+    """Lag and read-your-writes use the serving version's category and types, whatever code
+    of another version (newer, building; older, idle) registers the projection."""
+    name = f"reg_{uuid.uuid4().hex[:6]}"
+    await register(store, ledger(name, types=["A"]))
+    async with store.pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO ilji.projection_versions (projection, version, partitions, code_version)"
+            " VALUES (%s, 1, 1, 1)",
+            (name,),
+        )
+    await register(store, ledger(name, version=2, types=["B"]))
+    assert (await status(store, name))[0].types == ["A"]
+    await register(store, ledger(name, types=["C"]))
+    assert (await status(store, name))[0].types == ["C"]
