@@ -672,6 +672,7 @@ def _jsonable(value: Any) -> Any:
                 events_per_second=value.events_per_second,
                 parked=value.parked,
                 owners=value.owners,
+                errors=value.errors,
             )
         return data
     if isinstance(value, list):
@@ -735,6 +736,15 @@ def projections_status_command(
                     style="red" if p.state == "failed" else None,
                 )
         out.print(table)
+        for st in items:
+            for w in st.workers:
+                runs = ", ".join(f"v{v}" for v in w.versions) or "nothing"
+                out.print(
+                    f"{st.name}: worker {w.worker} (code version {w.code_version}) {w.state}: runs {runs}",
+                    highlight=False,
+                )
+            for error in st.errors:
+                err.print(f"[red]refused:[/red] {error}", highlight=False)
 
     _with_runtime(settings, body)
 

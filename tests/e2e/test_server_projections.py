@@ -105,6 +105,15 @@ def test_status_lists_every_projection_with_its_partitions(reader: httpx.Client,
     assert partition["state"] == "running"
     assert partition["events_behind"] == 0 and partition["parked"] == 0
     assert {"lag_seconds", "events_per_second", "lease_expires_at"} <= partition.keys()
+    # The worker, with the code version it runs and what it does; nothing refused.
+    (worker,) = served["workers"]
+    assert (worker["worker"], worker["code_version"], worker["versions"], worker["state"]) == (
+        "w1",
+        1,
+        [1],
+        "serving",
+    )
+    assert worker["error"] is None and served["errors"] == []
 
 
 def test_unknown_projection_is_a_404_problem_everywhere(reader: httpx.Client, admin: httpx.Client) -> None:
@@ -217,6 +226,10 @@ def test_metrics_show_projection_gauges(reader: httpx.Client, admin: httpx.Clien
         ("ilji_projection_events_per_second", _key(served)): None,
         ("ilji_projection_active_version", _key({"projection": "served"})): 1.0,
         ("ilji_projection_paused", _key({"projection": "served"})): 0.0,
+        (
+            "ilji_projection_workers",
+            _key({"projection": "served", "code_version": "1", "state": "serving"}),
+        ): 1.0,
     }
     # The monitor loop refreshes the snapshot every ILJI_MONITOR_INTERVAL (0.2 s here).
     deadline = time.monotonic() + 10

@@ -125,6 +125,57 @@ def parts_ledger() -> Ledger:
     return ledger("parts", batch_size=100, on_poison="stop", partitions=4)
 
 
+class CodeLedger(Ledger):
+    """A `Ledger` that also records which code version applied each event (a rolling deploy)."""
+
+    def code_table(self, ctx: Context) -> str:
+        return f"{self.name}_code_v{ctx.version}"
+
+    async def setup(self, conn: Connection, ctx: Context) -> None:
+        await super().setup(conn, ctx)
+        await conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (event_id uuid PRIMARY KEY, code integer NOT NULL,"
+                " worker text NOT NULL)"
+            ).format(sql.Identifier(self.code_table(ctx)))
+        )
+
+    async def apply(self, conn: Connection, events: Sequence[RecordedEvent], ctx: Context) -> None:
+        await super().apply(conn, events, ctx)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                sql.SQL("INSERT INTO {} (event_id, code, worker) VALUES (%s, %s, %s)").format(
+                    sql.Identifier(self.code_table(ctx))
+                ),
+                [(e.id, self.version, ctx.worker_id) for e in events],
+            )
+
+
+def _rolling(version: int, partitions: int) -> Ledger:
+    cls = type(
+        f"Rolling_v{version}",
+        (CodeLedger,),
+        {
+            "name": "rolling",
+            "version": version,
+            "partitions": partitions,
+            "batch_size": 50,
+            "on_poison": "stop",
+        },
+    )
+    return cls()
+
+
+def rolling_v1() -> Ledger:
+    """The code of a projection before a deploy: version 1, one partition."""
+    return _rolling(1, 1)
+
+
+def rolling_v2() -> Ledger:
+    """The same projection after the deploy: version 2, two partitions."""
+    return _rolling(2, 2)
+
+
 # -- appending -----------------------------------------------------------------------------
 
 

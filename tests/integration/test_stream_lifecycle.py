@@ -396,7 +396,8 @@ async def test_admin_actions_and_hidden_events_are_no_backlog_for_a_projection(
     stream = f"{category()}-1"
     await store.append(stream, events(2))
     async with store.pool.connection() as conn:
-        params = {"name": Everything.name, "version": 1, "partitions": 1}
+        params = {"name": Everything.name, "version": 1, "partitions": 1, "code_version": 1}
+        await conn.execute(projection_sql.load("declare_version"), params)
         await conn.execute(projection_sql.load("ensure_partitions"), params)
         # As if the projection had read everything so far.
         await conn.execute(

@@ -14,8 +14,9 @@ import ilji.projections
 from ilji import RecordedEvent, ValidationError
 from ilji.projections import Context, PartitionStatus, Projection, ProjectionStatus, partition_of
 from ilji.projections.admin import _partition_state
+from ilji.projections.failures import is_infrastructure_error
 from ilji.projections.projection import retry_delay, validate_projection
-from ilji.projections.runner import _Rate, is_infrastructure_error
+from ilji.projections.runner import _Rate
 from ilji.projections.worker_main import load_projections, parse_args
 
 
@@ -203,3 +204,85 @@ def test_public_api_is_curated() -> None:
     aliases = {"Connection", "PoisonPolicy"}  # type aliases, documented where defined
     for name in set(ilji.projections.__all__) - aliases:
         assert getattr(ilji.projections, name).__doc__, name
+
+
+# -- which versions a code may run (ilji.projections.versions) --------------------------------
+
+
+def _code(version: int, partitions: int = 1) -> Projection:
+    cls = type("Code", (Projection,), {"name": "p", "version": version, "partitions": partitions})
+    return cls()
+
+
+def test_plan_serves_only_versions_built_by_the_same_code() -> None:
+    from ilji.projections.versions import StoredVersion, plan
+
+    v1 = {1: StoredVersion(1, 1)}
+    both = {**v1, 2: StoredVersion(2, 2)}
+    # A fresh projection: create version 1 first.
+    assert plan(_code(1), 1, None, {}).create == (1,)
+    # Old code serves; new code builds version 2 and never runs version 1.
+    assert plan(_code(1), 1, None, both).run == (1,)
+    new = plan(_code(2, partitions=2), 1, None, both)
+    assert (new.run, new.target, new.state) == ((2,), 2, "building")
+    assert plan(_code(2, partitions=2), 1, None, v1).create == (2,)
+    # After the cutover the old code stands idle.
+    old = plan(_code(1), 2, None, both)
+    assert (old.run, old.state, old.error) == ((), "idle", None)
+    # `ilji projections rebuild`: the serving code builds the requested version (same code).
+    rebuilt = {**v1, 2: StoredVersion(1, 1)}
+    assert plan(_code(1), 1, 2, v1).create == (2,)
+    assert plan(_code(1), 1, 2, rebuilt).target == 2
+    assert plan(_code(1), 2, None, rebuilt).run == (2,)
+    # ... and code that calls itself version 2 cannot take that version over.
+    refused = plan(_code(2), 2, None, rebuilt)
+    assert refused.state == "refused" and refused.error and "above 2" in refused.error
+
+
+def test_plan_refuses_another_partition_count_for_an_existing_version() -> None:
+    from ilji.projections.versions import StoredVersion, plan
+
+    chosen = plan(_code(1, partitions=4), 1, None, {1: StoredVersion(1, 1)})
+    assert (chosen.run, chosen.state) == ((), "refused")
+    assert chosen.error and "has 1 partition(s)" in chosen.error and "asks for 4" in chosen.error
+    # A version created before code versions were recorded runs with code not above it.
+    assert plan(_code(1), 1, None, {1: StoredVersion(1, None)}).run == (1,)
+    assert plan(_code(2), 1, None, {1: StoredVersion(1, None)}).run == ()
+
+
+def test_handler_errors_are_judged_by_where_they_came_from() -> None:
+    import psycopg
+
+    from ilji.projections.failures import handler_error_is_infrastructure
+
+    class Conn:
+        broken = False
+        closed = False
+
+    healthy, broken = Conn(), Conn()
+    broken.broken = True
+    timeout = psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+    locked = psycopg.errors.LockNotAvailable("could not obtain lock on row")
+    # OperationalErrors of the handler's own statements count as attempts ...
+    assert not handler_error_is_infrastructure(timeout, healthy)  # type: ignore[arg-type]
+    assert not handler_error_is_infrastructure(locked, healthy)  # type: ignore[arg-type]
+    assert not handler_error_is_infrastructure(ValueError("bug"), healthy)  # type: ignore[arg-type]
+    # ... a lost connection, a server shutting down or the driver's own failure do not.
+    assert handler_error_is_infrastructure(timeout, broken)  # type: ignore[arg-type]
+    shutdown = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    assert handler_error_is_infrastructure(shutdown, healthy)  # type: ignore[arg-type]
+    assert handler_error_is_infrastructure(psycopg.OperationalError("no connection"), healthy)  # type: ignore[arg-type]
+    assert handler_error_is_infrastructure(ConnectionResetError(), healthy)  # type: ignore[arg-type]
+
+
+def test_stored_error_texts_keep_no_values() -> None:
+    from ilji.projections.failures import MAX_ERROR_LENGTH, describe_error
+
+    assert describe_error(KeyError("alice@example.com")) == "KeyError: '…'"
+    assert describe_error(ValueError("no seat for bob@example.com\nmore")) == "ValueError: no seat for …"
+    text = describe_error(ValueError('invalid input syntax for type integer: "Alice Kim"'))
+    assert text == 'ValueError: invalid input syntax for type integer: "…"'
+    kept = 'duplicate key value violates unique constraint "people_email_key"'
+    assert describe_error(RuntimeError(kept)) == f"RuntimeError: {kept}"
+    assert len(describe_error(ValueError("x" * 1000))) == MAX_ERROR_LENGTH
+    assert describe_error(ValueError()) == "ValueError"

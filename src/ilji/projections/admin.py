@@ -41,6 +41,7 @@ _LIST_PARKED = sql.load("list_parked")
 _REQUEST_REPLAY = sql.load("request_replay")
 _PROJECTION_ROW = sql.load("projection_row")
 _PROJECTION_DECLARED = sql.load("projection_declared")
+_WORKERS = sql.load("workers")
 
 #: Lag in events is counted up to this many (a bounded index scan); beyond, it says "at least".
 LAG_COUNT_CAP = 100_000
@@ -89,6 +90,22 @@ class PartitionStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerStatus:
+    """A worker running a projection (heartbeat in the last minute), as it reported itself."""
+
+    worker: str
+    #: The `version` of the projection code this worker has.
+    code_version: int | None
+    #: The versions it runs (see `ilji.projections.versions`).
+    versions: list[int]
+    #: serving, building, idle (its code is older than the serving version's) or refused.
+    state: str | None
+    #: Why it refuses a version (say, another partition count for an existing version).
+    error: str | None
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectionStatus:
     """A projection: its serving version's partitions, those of a rebuild in progress, and
     (with `all_versions`) those of versions a rebuild replaced."""
@@ -102,6 +119,12 @@ class ProjectionStatus:
     partitions: list[PartitionStatus] = field(default_factory=list)
     rebuilding: list[PartitionStatus] = field(default_factory=list)
     retired: list[PartitionStatus] = field(default_factory=list)
+    workers: list[WorkerStatus] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        """What workers refuse to run (deploy mistakes to fix), each once."""
+        return sorted({w.error for w in self.workers if w.error})
 
     @property
     def state(self) -> State:
@@ -283,9 +306,17 @@ async def status(
                 entry.rebuilding.append(item)
             else:
                 entry.retired.append(item)
+        cur = await conn.execute(_WORKERS, {"name": name})
+        workers = await cur.fetchall()
     if name is not None and not result:
         # Registered, but no worker has set up its partitions yet: a projection with none.
-        return [await _declared(store, name)]
+        result[name] = await _declared(store, name)
+    for projection, *fields in workers:
+        if projection in result:
+            worker, code_version, versions, state, error, heartbeat_at = fields
+            result[projection].workers.append(
+                WorkerStatus(worker, code_version, list(versions), state, error, heartbeat_at)
+            )
     return list(result.values())
 
 

@@ -5,7 +5,8 @@ from position 0 into its own tables. When every partition of N+1 follows live, `
 switches `ilji.projections.active_version` in one transaction, at a moment when N+1 has dealt
 with at least everything N had: readers that look up the active version never see the view
 go back in time. Version N's runners then retire; its tables stay until the application
-drops them.
+drops them. The error texts of the retired versions (parked events, failed partitions) are
+cleared in the same transaction: they may quote data that a rebuild was run to get rid of.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _LOCK = sql.load("cutover_lock")
 _FREEZE = sql.load("cutover_freeze")
 _TARGET = sql.load("cutover_target")
 _FLIP = sql.load("cutover_flip")
+_FORGET_ERRORS = sql.load("cutover_forget_errors")
 
 
 async def cutover(
@@ -64,6 +66,7 @@ async def cutover(
         cur = await conn.execute(_FLIP, {"name": name, "version": to_version, "from_version": from_version})
         if cur.rowcount != 1:
             return False
+        await conn.execute(_FORGET_ERRORS, {"name": name, "version": to_version})
     log.info(
         "rebuild cut over",
         extra={

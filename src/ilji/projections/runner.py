@@ -34,10 +34,10 @@ from typing import Any, Protocol
 
 import psycopg
 
-from ilji.domain.errors import StoreUnavailable
 from ilji.domain.events import RecordedEvent
 from ilji.projections import sql
 from ilji.projections.errors import LeaseLost
+from ilji.projections.failures import describe_error, handler_error_is_infrastructure, is_infrastructure_error
 from ilji.projections.projection import Context, Projection, partition_of, retry_delay
 from ilji.store.follow import Listener
 from ilji.store.postgres import PostgresEventStore
@@ -66,16 +66,6 @@ _FIRST_RETRY_DELAY = 0.005
 
 # Events per second are measured over this window.
 _RATE_WINDOW = 5.0
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """True for failures of the database or the network, which say nothing about the event.
-
-    Those are retried without limit (with backoff) and never park an event: a database
-    restart must not fill the dead-letter table. Everything else a handler raises (its own
-    bugs, constraint violations, bad data) counts as an attempt on the event.
-    """
-    return isinstance(exc, psycopg.OperationalError | StoreUnavailable | OSError | LeaseLost)
 
 
 class Balancer(Protocol):
@@ -272,12 +262,10 @@ class PartitionRunner:
         try:
             try:
                 await self._setup(lease)
-            except Exception as exc:
-                if is_infrastructure_error(exc):
-                    raise
+            except _HandlerFailed as exc:
                 # A bug in setup() fails the partition (like the stop policy) rather than
                 # restarting it in a loop; `resume` retries once it is fixed.
-                await self._fail(lease, f"setup failed: {type(exc).__name__}: {exc}")
+                await self._fail(lease, f"setup failed: {exc}")
                 raise _Interrupted("failed") from exc
             await self._process(lease)
         except LeaseLost as exc:
@@ -410,7 +398,12 @@ class PartitionRunner:
         async with self.store.pool.connection() as conn, conn.transaction():
             await conn.execute(_GUARD, self._guard)
             await conn.execute(_SETUP_LOCK, {"name": self.projection.name})
-            await self.projection.setup(conn, self._context(lease))
+            try:
+                await self.projection.setup(conn, self._context(lease))
+            except Exception as exc:
+                if handler_error_is_infrastructure(exc, conn):
+                    raise
+                raise _HandlerFailed(describe_error(exc)) from exc
             await self._fence(conn, lease)
 
     async def _fence(self, conn: psycopg.AsyncConnection[Any], lease: _Lease) -> None:
@@ -427,11 +420,12 @@ class PartitionRunner:
         if lease.interrupt:
             raise _Interrupted(lease.interrupt)
 
-    async def _read(self, after: int) -> list[RecordedEvent]:
+    async def _read(self, after: int, limit: int | None = None) -> list[RecordedEvent]:
         p = self.projection
+        limit = limit or p.batch_size
         if p.category is None:
-            return await self.store.read_all(after, p.batch_size, p.types)
-        return await self.store.read_category(p.category, after, p.batch_size, p.types)
+            return await self.store.read_all(after, limit, p.types)
+        return await self.store.read_category(p.category, after, limit, p.types)
 
     async def _process(self, lease: _Lease) -> None:
         p = self.projection
@@ -509,9 +503,9 @@ class PartitionRunner:
                     try:
                         await self.projection.apply(conn, events, self._context(lease))
                     except Exception as exc:
-                        if is_infrastructure_error(exc):
+                        if handler_error_is_infrastructure(exc, conn):
                             raise
-                        raise _HandlerFailed(str(exc)) from exc
+                        raise _HandlerFailed(describe_error(exc)) from exc
                 await self._advance(conn, lease, first, last, len(events), status)
         except LeaseLost:
             await self._resync(lease, last)
@@ -597,7 +591,7 @@ class PartitionRunner:
                         async with conn.transaction():
                             await self.projection.apply(conn, [event], ctx)
                     except Exception as exc:
-                        if is_infrastructure_error(exc):
+                        if handler_error_is_infrastructure(exc, conn):
                             raise
                         failed = (event, exc)
                         break
@@ -616,7 +610,8 @@ class PartitionRunner:
         p = self.projection
         attempt = self._attempts.get(event.id, 0) + 1
         self._attempts[event.id] = attempt
-        error = f"{type(exc).__name__}: {exc}"
+        # Stored, logged and shown to readers of the status: never row data (see failures.py).
+        error = describe_error(exc)
         if attempt < p.max_attempts:
             self.metrics.retries += 1
             pause = retry_delay(p, attempt)
@@ -690,7 +685,9 @@ class PartitionRunner:
             requests = await cur.fetchall()
         for event_id, position, _attempts in requests:
             self._check(lease)
-            page = await self.store.read_all(position - 1, 1)
+            # The projection's own read (its category, `$` ones included, and types), so every
+            # event it can park it can also find again.
+            page = await self._read(position - 1, 1)
             if not page or page[0].id != event_id:
                 await self._replay_failed(event_id, "the event is not in the log at its position")
                 continue
@@ -701,9 +698,9 @@ class PartitionRunner:
                     try:
                         await self.projection.apply(conn, [event], self._context(lease))
                     except Exception as exc:
-                        if is_infrastructure_error(exc):
+                        if handler_error_is_infrastructure(exc, conn):
                             raise
-                        raise _HandlerFailed(f"{type(exc).__name__}: {exc}") from exc
+                        raise _HandlerFailed(describe_error(exc)) from exc
                     cur = await conn.execute(_MARK_REPLAYED, {**self._params, "event_id": event_id})
                     if cur.rowcount != 1:
                         raise _HandlerFailed("already replayed")

@@ -1,10 +1,11 @@
 """The worker: runs every registered projection, partition by partition, wherever it can own them.
 
 Start as many workers (processes, Kubernetes replicas) as you like against one database.
-Each runs a `PartitionRunner` for every partition of every projection version it knows; the
-leases decide which worker actually processes which partition, one at a time. A controller
-per projection watches for rebuilds: it starts the runners of a version being built and cuts
-over when that version has caught up.
+Each runs a `PartitionRunner` for every partition of the projection versions its code may
+run (`ilji.projections.versions`: only versions built by code of the same `version`, with the
+partition count fixed when the version was created); the leases decide which worker actually
+processes which partition, one at a time. A controller per projection watches for rebuilds:
+it starts the runners of a version being built and cuts over when that version has caught up.
 
 Stop with `stop()` (call it from your SIGTERM handler): runners finish their batch and
 release their leases, so other workers take over at once instead of after the lease TTL.
@@ -43,20 +44,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from ilji.domain.errors import ValidationError
-from ilji.projections import sql
+from ilji.projections import sql, versions
+from ilji.projections.failures import is_infrastructure_error
 from ilji.projections.projection import Projection, validate_projection
 from ilji.projections.rebuild import cutover
-from ilji.projections.runner import PartitionMetrics, PartitionRunner, is_infrastructure_error
+from ilji.projections.runner import PartitionMetrics, PartitionRunner
 from ilji.store.follow import Listener
-from ilji.store.postgres import PostgresEventStore
+from ilji.store.postgres import Connection, PostgresEventStore
 
 log = logging.getLogger("ilji.projections")
 
 _REGISTER = sql.load("register")
 _PROJECTION_ROW = sql.load("projection_row")
 _ENSURE_PARTITIONS = sql.load("ensure_partitions")
-_VERSION_PARTITIONS = sql.load("version_partitions")
+_DECLARE_VERSION = sql.load("declare_version")
+_VERSIONS = sql.load("versions")
 _HEARTBEAT = sql.load("heartbeat")
+_LIVE_WORKERS = sql.load("live_workers")
 _LEAVE = sql.load("leave")
 
 
@@ -115,8 +119,11 @@ class Worker:
         self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._listener: Listener | None = None
-        self._noted_versions: set[str] = set()
-        self._live_workers: dict[str, int] = {}  # projection -> workers alive (heartbeats)
+        self._noted: dict[str, tuple[object, ...]] = {}
+        # projection -> version -> workers alive that run it (heartbeats)
+        self._live_workers: dict[str, dict[int, int]] = {}
+        #: What this worker's code does for each projection (see `ilji.projections.versions`).
+        self.plans: dict[str, versions.VersionPlan] = {}
         self._partition_counts: dict[tuple[str, int], int] = {}
         #: Cutovers this worker performed (a metric).
         self.cutovers = 0
@@ -142,7 +149,8 @@ class Worker:
     def _share(self, runner: PartitionRunner) -> int:
         name = runner.projection.name
         partitions = self._partition_counts.get((name, runner.version), runner.projection.partitions)
-        return math.ceil(partitions / max(self._live_workers.get(name, 1), 1))
+        live = self._live_workers.get(name, {}).get(runner.version, 1)
+        return math.ceil(partitions / max(live, 1))
 
     def may_acquire(self, runner: PartitionRunner) -> bool:
         """Below our fair share of the runner's projection version (see `Balancer`)."""
@@ -231,38 +239,57 @@ class Worker:
 
     async def _control_once(self, store: PostgresEventStore, projection: Projection) -> None:
         await register(store, projection)
+        name = projection.name
         async with store.pool.connection() as conn:
-            cur = await conn.execute(
-                _HEARTBEAT,
-                {"name": projection.name, "worker": self.worker_id, "window": self.lease_ttl * 0.8},
-            )
-            live = await cur.fetchone()
-            self._live_workers[projection.name] = int(live[0]) if live else 1
-            cur = await conn.execute(_PROJECTION_ROW, {"name": projection.name})
+            cur = await conn.execute(_PROJECTION_ROW, {"name": name})
             row = await cur.fetchone()
-        assert row is not None
-        active, requested, _paused = row
-        target = max(projection.version, requested or 0)
-        if projection.version < active and projection.name not in self._noted_versions:
-            # Normal after `ilji projections rebuild` (the same code builds every version);
-            # worth a line when an old deployment runs next to a newer one.
-            self._noted_versions.add(projection.name)
-            log.info(
-                "running the active version, newer than this code's",
-                extra={"projection": projection.name, "code_version": projection.version, "active": active},
+            assert row is not None
+            active, requested, _paused = row
+            stored = await self._stored_versions(conn, name)
+            chosen = versions.plan(projection, active, requested, stored)
+            if chosen.create:
+                # First to need these versions: create their rows (this code's count), then
+                # plan again with what is stored, which a faster worker may have decided.
+                for version in chosen.create:
+                    await conn.execute(
+                        _DECLARE_VERSION,
+                        {
+                            "name": name,
+                            "version": version,
+                            "partitions": projection.partitions,
+                            "code_version": projection.version,
+                        },
+                    )
+                stored = await self._stored_versions(conn, name)
+                chosen = versions.plan(projection, active, requested, stored)
+            self.plans[name] = chosen
+            self._note(projection, chosen, active, stored)
+            await conn.execute(
+                _HEARTBEAT,
+                {
+                    "name": name,
+                    "worker": self.worker_id,
+                    "code_version": projection.version,
+                    "versions": list(chosen.run),
+                    "state": chosen.state,
+                    "error": chosen.error,
+                },
             )
-        versions = [active] + ([target] if target > active else [])
-        for version in versions:
-            partitions = await self._partitions(store, projection, version)
-            for partition in range(partitions):
+            cur = await conn.execute(_LIVE_WORKERS, {"name": name, "window": self.lease_ttl * 0.8})
+            self._live_workers[name] = {int(v): int(n) for v, n in await cur.fetchall()}
+            for version in chosen.run:
+                await conn.execute(_ENSURE_PARTITIONS, {"name": name, "version": version})
+        for version in chosen.run:
+            self._partition_counts[(name, version)] = stored[version].partitions
+            for partition in range(stored[version].partitions):
                 self._start(store, projection, version, partition)
-        # Runners of versions that are neither serving nor being built (retired by a cutover
-        # that another worker made) stop; finished ones are forgotten.
+        # Runners of versions this code no longer runs (retired by a cutover, or refused) stop;
+        # finished ones are forgotten.
         for key, runner in self._runners.items():
-            if key[0] == projection.name and key[1] not in versions:
+            if key[0] == name and key[1] not in chosen.run:
                 runner.stop()
         for key, task in list(self._tasks.items()):
-            if key[0] == projection.name and task.done():
+            if key[0] == name and task.done():
                 if not task.cancelled() and task.exception() is not None:
                     log.error(
                         "partition runner crashed; restarting",
@@ -271,29 +298,49 @@ class Worker:
                     )
                 del self._tasks[key]
                 del self._runners[key]
-        if target > active:
-            partitions = await self._partitions(store, projection, target)
-            if await cutover(store, projection.name, active, target, partitions):
-                self.cutovers += 1
+        target = chosen.target
+        if (
+            target is not None
+            and target > active
+            and await cutover(store, name, active, target, stored[target].partitions)
+        ):
+            self.cutovers += 1
 
-    async def _partitions(self, store: PostgresEventStore, projection: Projection, version: int) -> int:
-        async with store.pool.connection() as conn:
-            await conn.execute(
-                _ENSURE_PARTITIONS,
-                {"name": projection.name, "version": version, "partitions": projection.partitions},
+    @staticmethod
+    async def _stored_versions(conn: Connection, name: str) -> dict[int, versions.StoredVersion]:
+        cur = await conn.execute(_VERSIONS, {"name": name})
+        return {int(v): versions.StoredVersion(int(n), code) for v, n, code in await cur.fetchall()}
+
+    def _note(
+        self,
+        projection: Projection,
+        chosen: versions.VersionPlan,
+        active: int,
+        stored: dict[int, versions.StoredVersion],
+    ) -> None:
+        """Log what this code does for the projection when that changes (not every round)."""
+        key = (chosen.state, chosen.run, chosen.error)
+        if self._noted.get(projection.name) == key:
+            return
+        self._noted[projection.name] = key
+        extra = {
+            "projection": projection.name,
+            "worker": self.worker_id,
+            "code_version": projection.version,
+            "active": active,
+            "versions": list(chosen.run),
+            "state": chosen.state,
+        }
+        if chosen.error is not None:
+            log.error("projection version refused", extra={**extra, "error": chosen.error})
+        elif chosen.state == "idle":
+            built_by = stored[active].code_version if active in stored else None
+            log.info(
+                "code older than the serving version's: taking no leases of this projection",
+                extra={**extra, "serving_code_version": built_by},
             )
-            cur = await conn.execute(_VERSION_PARTITIONS, {"name": projection.name, "version": version})
-            row = await cur.fetchone()
-        stored = int(row[0]) if row and row[0] else projection.partitions
-        self._partition_counts[(projection.name, version)] = stored
-        if stored != projection.partitions:
-            # Changing the partition count moves streams between partitions: only a new
-            # version (a rebuild) can do that safely. Keep what the version was created with.
-            log.warning(
-                "partition count differs from the stored one; using the stored count",
-                extra={"projection": projection.name, "version": version, "stored": stored},
-            )
-        return stored
+        else:
+            log.info("running projection versions", extra=extra)
 
     def _start(self, store: PostgresEventStore, projection: Projection, version: int, partition: int) -> None:
         key = (projection.name, version, partition)

@@ -13,6 +13,7 @@ most one monitor interval, `ILJI_MONITOR_INTERVAL`).
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import time
@@ -112,9 +113,18 @@ class _ProjectionCollector(Collector):
             "ilji_projection_active_version", "The version that serves reads.", labels=["projection"]
         )
         paused = GaugeMetricFamily("ilji_projection_paused", "1 when paused.", labels=["projection"])
+        workers = GaugeMetricFamily(
+            "ilji_projection_workers",
+            "Live workers of the projection by code version and what they do (serving, building,"
+            " idle: code older than the serving version's, refused: see the projection's errors).",
+            labels=["projection", "code_version", "state"],
+        )
         for projection in self.snapshot:
             active.add_metric([projection.name], projection.active_version)
             paused.add_metric([projection.name], 1.0 if projection.paused else 0.0)
+            tally = collections.Counter((str(w.code_version), w.state or "") for w in projection.workers)
+            for (code, worker_state), count in sorted(tally.items()):
+                workers.add_metric([projection.name, code, worker_state], float(count))
             for p in (*projection.partitions, *projection.rebuilding):
                 labels = [p.projection, str(p.version), str(p.partition)]
                 for key, (_, value) in _PARTITION_GAUGES.items():
@@ -125,6 +135,7 @@ class _ProjectionCollector(Collector):
         yield state
         yield active
         yield paused
+        yield workers
         taken = GaugeMetricFamily(
             "ilji_projection_snapshot_timestamp_seconds",
             "When the projection gauges were read from the database (Unix time; 0: not yet).",

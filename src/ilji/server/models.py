@@ -149,6 +149,19 @@ class PartitionOut(BaseModel):
     updated_at: str = Field(description="RFC 3339, UTC")
 
 
+class WorkerOut(BaseModel):
+    """A worker running a projection (heartbeat in the last minute)."""
+
+    worker: str
+    code_version: int | None = Field(description="the `version` of the projection code the worker has")
+    versions: list[int] = Field(description="the versions it runs")
+    state: str | None = Field(
+        description="serving, building, idle (its code is older than the serving version's) or refused"
+    )
+    error: str | None = Field(description="why it refuses to run a version (a deploy to fix)")
+    heartbeat_at: str = Field(description="RFC 3339, UTC")
+
+
 class ProjectionOut(BaseModel):
     """A projection: its serving version, a rebuild in progress, and totals over its partitions."""
 
@@ -167,6 +180,8 @@ class ProjectionOut(BaseModel):
     owners: list[str] = Field(description="workers holding a live lease on a serving partition")
     partitions: list[PartitionOut] = Field(description="the serving version's partitions")
     rebuilding: list[PartitionOut] = Field(description="partitions of a version being rebuilt")
+    workers: list[WorkerOut] = Field(description="workers running the projection, with their code version")
+    errors: list[str] = Field(description="what workers refuse to run, e.g. another partition count")
 
 
 class ProjectionList(BaseModel):
@@ -328,6 +343,18 @@ def projection_json(st: ProjectionStatus) -> dict[str, Any]:
         "owners": st.owners,
         "partitions": [partition_json(p) for p in st.partitions],
         "rebuilding": [partition_json(p) for p in st.rebuilding],
+        "workers": [
+            {
+                "worker": w.worker,
+                "code_version": w.code_version,
+                "versions": w.versions,
+                "state": w.state,
+                "error": w.error,
+                "heartbeat_at": _time(w.heartbeat_at),
+            }
+            for w in st.workers
+        ],
+        "errors": st.errors,
     }
 
 
