@@ -27,11 +27,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ilji.domain.errors import EmbeddedPostgresError
+from ilji.domain.errors import ConfigurationError, EmbeddedPostgresError
 
 log = logging.getLogger("ilji.embedded")
 
 DATABASE = "ilji"
+DATA_DIR = "--data-dir (ILJI_DATA_DIR)"
 
 
 @dataclass
@@ -53,28 +54,30 @@ class EmbeddedPostgres:
 
 
 def _check_data_dir(data_dir: Path) -> Path:
+    # A data directory Ilji cannot use is a setting to change: ConfigurationError, exit status 2.
     data_dir = data_dir.expanduser()
     if data_dir.exists() and not data_dir.is_dir():
-        raise EmbeddedPostgresError(f"data directory {data_dir} exists and is not a directory")
+        raise ConfigurationError(DATA_DIR, f"{data_dir} exists and is not a directory")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EmbeddedPostgresError(f"cannot create the data directory {data_dir}: {exc.strerror}") from None
+        raise ConfigurationError(DATA_DIR, f"cannot create {data_dir}: {exc.strerror}") from None
     if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise EmbeddedPostgresError(f"the data directory {data_dir} is not writable")
+        raise ConfigurationError(DATA_DIR, f"{data_dir} is not writable")
     pgdata = data_dir / "pg"
     if pgdata.exists() and any(pgdata.iterdir()) and not (pgdata / "PG_VERSION").exists():
-        raise EmbeddedPostgresError(
-            f"{pgdata} exists but is not a PostgreSQL data directory; "
-            "move it away or choose another --data-dir"
+        raise ConfigurationError(
+            DATA_DIR,
+            f"{pgdata} exists but is not a PostgreSQL data directory; move it away or choose another",
         )
     version_file = pgdata / "PG_VERSION"
     if version_file.exists():
         found = version_file.read_text().strip()
         if found != "18":
-            raise EmbeddedPostgresError(
+            raise ConfigurationError(
+                DATA_DIR,
                 f"{pgdata} holds a PostgreSQL {found} cluster; the embedded server is "
-                "PostgreSQL 18. Upgrade it with pg_upgrade or point --data-dir elsewhere"
+                "PostgreSQL 18. Upgrade it with pg_upgrade or point --data-dir elsewhere",
             )
     return data_dir.resolve()
 
