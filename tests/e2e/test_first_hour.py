@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -82,16 +83,28 @@ def test_migrate_waiting_for_the_lock_says_so_and_a_signal_exits_non_zero(
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert proc.stderr is not None
-        waiting = proc.stderr.readline()
-        assert "waiting for the migration lock" in waiting
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 30
+        while not _waiting_for_lock(holder) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the line is written before the blocking call
+        said = "".join(lines)
         proc.send_signal(sig)
         code = proc.wait(timeout=20)  # at once: the lock wait is cancelled, not sat out
-        rest = proc.stderr.read()
+        reader.join(timeout=5)
+    rest = "".join(lines)
+    assert "waiting for the migration lock" in said
     assert code == 128 + sig, rest
     assert f"interrupted by {sig.name}" in rest
     assert "Run `ilji migrate` again" in rest
     assert not has_schema(url)
+
+
+def _waiting_for_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+    return bool(row and row[0])
 
 
 # -- 13: a schema newer than the code ------------------------------------------------------------
@@ -340,3 +353,97 @@ def test_quickstart_names_the_command_the_user_ran(tmp_path: Path) -> None:
         f"{Path(sys.executable).name} -m ilji.cli read cart-" in result.stdout
         or "ilji read cart-" in result.stdout
     )
+
+
+# -- 7: `make run` installs what running needs, and says so -------------------------------------------
+
+
+def test_make_run_installs_only_what_running_needs_and_make_test_the_rest(tmp_path: Path) -> None:
+    venv = f"VENV={tmp_path / 'venv'}"  # a venv that does not exist: make plans every step
+    run_plan = subprocess.run(
+        ["make", "-n", "run", venv], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    installs = [line for line in run_plan.splitlines() if "pip install" in line]
+    assert installs and all("-e ." in line and "[dev" not in line for line in installs), installs
+    assert "--quiet" not in run_plan
+    assert "echo" in run_plan  # each step is announced
+    test_plan = subprocess.run(
+        ["make", "-n", "lint", venv], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "-e '.[dev,bench,docs]'" in test_plan
+
+
+# -- 8: the embedded PostgreSQL after a kill -9, and as root ----------------------------------------
+
+
+def test_a_killed_process_does_not_keep_the_embedded_server_running(tmp_path: Path) -> None:
+    from ilji.embedded import start_embedded
+
+    data = tmp_path / "data"
+    killed = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from ilji.embedded import start_embedded\n"
+        "start_embedded(Path(sys.argv[1]))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(data)], timeout=120, check=False)
+    pgdata = data / "pg"
+    assert json.loads((pgdata / ".handle_pids.json").read_text())  # the dead process's handle stayed
+    server = start_embedded(data)
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    server.stop()  # the last live handle: the server stops
+    deadline = time.monotonic() + 60
+    while _alive(postmaster) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(postmaster)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").exists() or " Z " not in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_running_as_root_says_it_creates_a_system_user(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import pwd
+
+    from ilji import embedded
+
+    def no_such_user(name: str) -> pwd.struct_passwd:
+        raise KeyError(name)
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pwd, "getpwnam", no_such_user)
+    with caplog.at_level("WARNING", logger="ilji.embedded"):
+        embedded._warn_if_root()
+    assert "'embedded_postgres' (a login user) is being created" in caplog.text
+
+
+# -- 9: a license in the repository and the wheel ------------------------------------------------------
+
+
+def test_the_wheel_carries_the_license_and_classifiers(tmp_path: Path) -> None:
+    import zipfile
+
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    [wheel] = tmp_path.glob("ilji-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "License-Expression: Apache-2.0" in metadata
+    assert "Classifier: Intended Audience :: Developers" in metadata
+    assert "Classifier: Programming Language :: Python :: 3.11" in metadata
