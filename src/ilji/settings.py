@@ -6,6 +6,7 @@ Nothing else in Ilji reads `os.environ`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -140,6 +141,11 @@ class Settings(BaseSettings):
     @field_validator("examples", mode="before")
     @classmethod
     def _known_examples(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:  # the JSON list earlier versions asked for, like ["ships"], still works
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("is neither a comma-separated list nor a JSON list") from None
         if isinstance(value, str):
             value = [name.strip() for name in value.split(",") if name.strip()]
         unknown = [name for name in value if name not in ("conference", "ships", "orders")]
