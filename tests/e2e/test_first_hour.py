@@ -107,6 +107,38 @@ def _waiting_for_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     return bool(row and row[0])
 
 
+def test_serve_says_it_waits_for_the_migration_lock_and_ctrl_c_stops_it_at_once(tmp_path: Path) -> None:
+    from ilji.embedded import start_embedded
+
+    data = tmp_path / "data"
+    embedded = start_embedded(data)  # serve shares this server, as a second process would
+    try:
+        with psycopg.connect(embedded.url, autocommit=True) as holder:
+            holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            proc = subprocess.Popen(
+                [*ILJI, "serve", "--port", "0", "--data-dir", str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            lines: list[str] = []
+            reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 60
+            while not _waiting_for_lock(holder) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            said = "".join(lines)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=20)
+            reader.join(timeout=5)
+    finally:
+        embedded.stop()
+    assert "waiting for the migration lock" in said, said
+    assert code == 130, "".join(lines)
+    assert "interrupted by SIGINT: stopped before serving" in "".join(lines)
+
+
 # -- 13: a schema newer than the code ------------------------------------------------------------
 
 

@@ -104,6 +104,8 @@ async def check_schema(conninfo: str, *, writes: bool = True) -> int:
     try:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
             found = await schema_version(conn)
+            if writes and found:
+                await check_transaction_horizon(conn)
     except psycopg.Error as exc:
         raise translate(exc) from exc
     known = latest_version()
