@@ -92,7 +92,7 @@ def test_migrate_waiting_for_the_lock_says_so_and_a_signal_exits_non_zero(
         time.sleep(0.5)  # the line is written before the blocking call
         said = "".join(lines)
         proc.send_signal(sig)
-        code = proc.wait(timeout=20)  # at once: the lock wait is cancelled, not sat out
+        code = _exit_code(proc, 20)  # at once: the lock wait is cancelled, not sat out
         reader.join(timeout=5)
     rest = "".join(lines)
     assert "waiting for the migration lock" in said
@@ -100,6 +100,16 @@ def test_migrate_waiting_for_the_lock_says_so_and_a_signal_exits_non_zero(
     assert f"interrupted by {sig.name}" in rest
     assert "Run `ilji migrate` again" in rest
     assert not has_schema(url)
+
+
+def _exit_code(proc: subprocess.Popen[str], timeout: float) -> int | None:
+    """The exit code, or None (and the process killed) when it did not stop in time."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
 
 
 def _waiting_for_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
@@ -130,7 +140,7 @@ def test_serve_says_it_waits_for_the_migration_lock_and_ctrl_c_stops_it_at_once(
             time.sleep(0.5)
             said = "".join(lines)
             proc.send_signal(signal.SIGINT)
-            code = proc.wait(timeout=20)
+            code = _exit_code(proc, 20)
             reader.join(timeout=5)
     finally:
         embedded.stop()
