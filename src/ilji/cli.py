@@ -939,7 +939,13 @@ def projections_rebuild_command(
                 )
         out.print(f"{name}: cut over to version {version}", highlight=False)
 
-    _with_runtime(settings, body)
+    # Watching is all an interruption stops: a requested rebuild goes on in the workers.
+    _with_runtime(
+        settings,
+        body,
+        interrupted=f"stopped watching; a rebuild already requested goes on in the workers "
+        f"(`ilji projections status {name}`)",
+    )
 
 
 @projections_app.command("parked")
