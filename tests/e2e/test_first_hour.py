@@ -375,6 +375,22 @@ def test_server_logs_metrics_location_and_home(database_url: str) -> None:
     assert len(migrations) == len({e.get("version") for e in migrations})  # each at most once
 
 
+async def test_each_migration_is_logged_once(
+    pg_server: EmbeddedPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ilji.bootstrap import open_runtime
+    from ilji.settings import load_settings
+
+    url = empty_database(pg_server)
+    with caplog.at_level("INFO"):
+        async with open_runtime(load_settings(database_url=url), schema="migrate"):
+            pass
+    logged = [
+        r.__dict__["version"] for r in caplog.records if "version" in r.__dict__ and "migration" in r.msg
+    ]
+    assert logged == list(range(1, latest_version() + 1))
+
+
 # -- 12: the README's sample is its own ---------------------------------------------------------------
 
 
