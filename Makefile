@@ -1,24 +1,37 @@
-# The README's two commands: `make run` and `make test`. Both create .venv on first use.
+# The README's two commands: `make run` and `make test`. Both create .venv on first use:
+# `make run` installs only what running Ilji needs, `make test` adds the dev, bench and docs tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYPROJECT_SUM := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.installed-run-$(PYPROJECT_SUM)
+STAMP := $(VENV)/.installed-dev-$(PYPROJECT_SUM)
+
+# pip's own output stays visible: a first install takes a while and should show what it does.
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || { echo "== creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "== installing Ilji and what it needs to run (pip install -e .)"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e .
+	@rm -f $(VENV)/.installed-run-*
+	@touch $@
 
 .PHONY: soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench,docs]'
-	@rm -f $(VENV)/.installed-*
+$(STAMP): $(RUN_STAMP)
+	@echo "== installing the dev, bench and docs tools (pip install -e '.[dev,bench,docs]')"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,bench,docs]'
+	@rm -f $(VENV)/.installed-dev-*
 	@touch $@
 
 # Serves the HTTP API, SSE and metrics on http://127.0.0.1:8000 (API docs at /docs).
-run: $(STAMP)
-	$(BIN)/ilji serve
+# ARGS passes flags: `make run ARGS="--port 8001"`.
+run: $(RUN_STAMP)
+	@echo "== starting ilji serve $(ARGS) (the embedded PostgreSQL unless ILJI_DATABASE_URL is set)"
+	$(BIN)/ilji serve $(ARGS)
 
 # A guided tour of the store in the terminal.
-quickstart: $(STAMP)
+quickstart: $(RUN_STAMP)
 	$(BIN)/ilji quickstart
 
 lint: $(STAMP)

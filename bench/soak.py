@@ -71,6 +71,7 @@ from cluster_sim import (  # noqa: E402
 
 from _common import machine_info, markdown_table, percentile  # noqa: E402
 from ilji.embedded import start_embedded  # noqa: E402
+from ilji.store.migrate import migrate  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 CATEGORY = "soak"
@@ -578,8 +579,11 @@ def database(url: str | None) -> Iterator[tuple[str, str]]:
         name = f"ilji_soak_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conninfo = make_conninfo(url, dbname=name)
         try:
-            yield make_conninfo(url, dbname=name), where
+            # As the migrate Job does before the replicas: servers and workers only check the schema.
+            asyncio.run(migrate(conninfo))
+            yield conninfo, where
         finally:
             with contextlib.suppress(psycopg.Error), psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -7,13 +7,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 from ilji.embedded import EmbeddedPostgres, start_embedded
 from ilji.settings import Settings
-from ilji.store.migrate import migrate
+from ilji.store.migrate import check_schema, migrate
 from ilji.store.postgres import PostgresEventStore
 
 log = logging.getLogger("ilji")
+
+#: What opening a runtime does about the schema. "migrate": apply pending migrations (only
+#: `ilji migrate`); "embedded": migrate the embedded default, whose only user is this machine,
+#: and check any other database; "check": refuse a schema that is behind or newer than this
+#: code (writers); "read": refuse one that is behind, read one that is newer.
+Schema = Literal["migrate", "embedded", "check", "read"]
 
 
 @dataclass
@@ -38,17 +45,26 @@ def migration_url(settings: Settings, url: str) -> str:
     return settings.migration_database_url or url
 
 
+async def prepare_schema(settings: Settings, url: str, embedded: bool, schema: Schema) -> None:
+    """Migrate or check the schema at `url`, as `schema` says (see `Schema`)."""
+    if schema == "migrate" or (schema == "embedded" and embedded):
+        # The owner's connection is used for migrations only and closed right after; the
+        # store's pool connects with the (possibly restricted) application role.
+        await migrate(migration_url(settings, url))
+    else:
+        await check_schema(url, writes=schema != "read")
+
+
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> AsyncIterator[Runtime]:
-    """Start what the settings ask for and yield it (migrated); stop everything on exit."""
+async def open_runtime(settings: Settings, *, schema: Schema = "embedded") -> AsyncIterator[Runtime]:
+    """Start what the settings ask for and yield it, its schema migrated or checked (`Schema`).
+
+    Only `ilji migrate` changes a configured database's schema; the embedded default is
+    migrated by whoever opens it first, since that is the point of it.
+    """
     url, embedded = await database_url(settings)
     try:
-        if run_migrations:
-            # The owner's connection is used for migrations only and closed right after;
-            # the pool below connects with the (possibly restricted) application role.
-            applied = await migrate(migration_url(settings, url))
-            for migration in applied:
-                log.info("migration applied", extra={"version": migration.version})
+        await prepare_schema(settings, url, embedded is not None, schema)
         store = await PostgresEventStore.open(
             url,
             min_size=settings.pool_min_size,
@@ -69,11 +85,12 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> As
 
 @asynccontextmanager
 async def connect(settings: Settings | None = None) -> AsyncIterator[PostgresEventStore]:
-    """An open, migrated store for scripts and notebooks: `async with ilji.connect() as store`.
+    """An open store for scripts and notebooks: `async with ilji.connect() as store`.
 
     The settings come from the `ILJI_*` environment variables unless given: `ILJI_DATABASE_URL`
-    when set, otherwise the embedded PostgreSQL in `ILJI_DATA_DIR`, started here or shared
-    with an `ilji serve` already running on that directory.
+    when set (its schema must be migrated: `ilji migrate`), otherwise the embedded PostgreSQL
+    in `ILJI_DATA_DIR`, started (and migrated) here or shared with an `ilji serve` already
+    running on that directory.
     """
     async with open_runtime(settings or Settings()) as runtime:
         yield runtime.store

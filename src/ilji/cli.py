@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import shutil
 import signal
 import sys
 import uuid
@@ -16,16 +17,20 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
+from pydantic_core import PydanticUndefined
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 
-from ilji.bootstrap import Runtime, open_runtime
+import ilji
+from ilji.bootstrap import Runtime, Schema, open_runtime
 from ilji.domain.errors import (
+    ConfigurationError,
     ConflictError,
     EmbeddedPostgresError,
     IljiError,
     SchemaError,
+    SchemaTooNew,
     StoreUnavailable,
     StreamNotFound,
     ValidationError,
@@ -39,11 +44,14 @@ from ilji.projections.errors import ProjectionNotFound, WaitTimeout
 from ilji.projections.worker import Worker
 from ilji.projections.worker_main import load_projections
 from ilji.server.models import event_json
-from ilji.settings import Settings, load_settings
+from ilji.settings import Settings, load_settings, setting_name
 from ilji.store.audit import Actor
 from ilji.store.lifecycle import Retention, StreamLifecycle
-from ilji.store.migrate import latest_version, migrate
+from ilji.store.migrate import check_schema, latest_version, migrate
 from ilji.store.port import Direction
+
+#: Help as `-h` too, on every command (sub-commands inherit it).
+HELP = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="ilji",
@@ -51,64 +59,122 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings=HELP,
 )
-out = Console()
-err = Console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    # Not a terminal (a pipe, a file, a CI log): never hard-wrap or truncate at 80 columns, so
+    # that grep and scripts see each line whole; a terminal keeps rich's folding.
+    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(stderr=stderr, soft_wrap=not tty, width=None if tty else 1_000_000)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 T = TypeVar("T")
 
-# Exit codes a script can rely on.
+# Exit codes a script can rely on (docs/en/cli.md). 2: fix the input or the configuration,
+# trying again will not help; 5: unavailable, trying again may; 128+N: stopped by signal N.
 EXIT_ERROR, EXIT_INVALID, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2, 3, 4, 5
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="PostgreSQL URL (env ILJI_DATABASE_URL); without one Ilji runs its embedded server.",
+#: Most events one page of `ilji read` / `ilji tail` asks for: the HTTP contract's bound.
+PAGE_LIMIT = 1000
+
+
+def _setting(field: str, *flags: str, **kwargs: Any) -> Any:
+    """A flag for a setting; its help is the setting's own description and variable (one source)."""
+    info = Settings.model_fields[field]
+    default = info.default
+    shown = f"; default {default}" if default not in (None, (), PydanticUndefined) else ""
+    text = info.description or field
+    return typer.Option(
+        *flags or (setting_name(field, {field}),),
+        help=f"{text[:1].upper()}{text[1:]}{shown} (env {setting_name(field)}).",
         show_default=False,
-    ),
-]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Embedded server data directory (env ILJI_DATA_DIR).", show_default=False
-    ),
-]
+        **kwargs,
+    )
+
+
+DatabaseUrl = Annotated[str | None, _setting("database_url")]
+DataDir = Annotated[Path | None, _setting("data_dir")]
+LogLevel = Annotated[str | None, _setting("log_level")]
+LogFormat = Annotated[str | None, _setting("log_format")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def _settings(database_url: str | None, data_dir: Path | None) -> Settings:
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ilji {ilji.__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", help="Print Ilji's version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
+) -> None:
+    """Ilji (일지): an event store for Python on PostgreSQL."""
+
+
+def _settings(**flags: Any) -> Settings:
+    """The settings (environment, then the flags given); a bad one is one line and exit 2."""
     try:
-        settings = load_settings(database_url=database_url, data_dir=data_dir)
-    except Exception as exc:  # pydantic's message names the setting
-        err.print(f"[red]error:[/red] invalid settings: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
+        settings = load_settings(**flags)
+    except ConfigurationError as exc:
+        raise typer.Exit(_report(exc)) from None
     configure_logging(settings.log_format, settings.log_level, quiet=True)
     return settings
 
 
-def _run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run `main` on an event loop; SIGINT/SIGTERM cancel it so cleanup runs; map errors."""
+#: What an interrupted command left behind, unless it says better.
+INTERRUPTED = "stopped before it finished; each change is one transaction, so none is half-done"
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, T]], *, interrupted: str | None = INTERRUPTED) -> T:
+    """Run `main` on an event loop; map errors to exit codes.
+
+    SIGINT/SIGTERM cancel it at once (a wait for a lock or a query included: psycopg cancels
+    the statement), cleanup runs, and the command exits 128+N saying what state it left, so
+    that CI or a Kubernetes Job never records an interrupted command as a success.
+    `interrupted=None` is for commands that run until stopped (`tail --follow`): exit 0.
+    """
+    received: list[int] = []
 
     async def wrapper() -> T:
         task = asyncio.current_task()
         assert task is not None
         loop = asyncio.get_running_loop()
+
+        def stop(sig: int) -> None:
+            received.append(sig)
+            task.cancel()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, stop, sig)
         return await main()
 
     try:
         return asyncio.run(wrapper())
-    except asyncio.CancelledError:
-        raise typer.Exit(0) from None
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        sig = received[0] if received else signal.SIGINT
+        if interrupted is None and received:
+            raise typer.Exit(0) from None
+        err.print(f"interrupted by {signal.Signals(sig).name}: {interrupted}", highlight=False)
+        raise typer.Exit(128 + sig) from None
     except IljiError as exc:
         raise typer.Exit(_report(exc)) from None
 
 
 def _report(exc: IljiError) -> int:
-    err.print(f"[red]error:[/red] {exc.message}", highlight=False)
-    if isinstance(exc, ValidationError):
+    # One line, whatever the driver's message holds (libpq adds a hint on a second line).
+    err.print(f"[red]error:[/red] {' '.join(exc.message.split())}", highlight=False)
+    if isinstance(exc, ValidationError | ConfigurationError | SchemaTooNew):
         return EXIT_INVALID
     if isinstance(exc, ConflictError):
         return EXIT_CONFLICT
@@ -119,12 +185,31 @@ def _report(exc: IljiError) -> int:
     return EXIT_ERROR
 
 
-def _with_runtime(settings: Settings, body: Callable[[Runtime], Awaitable[T]]) -> T:
+def _with_runtime(
+    settings: Settings,
+    body: Callable[[Runtime], Awaitable[T]],
+    *,
+    schema: Schema = "check",
+    interrupted: str | None = INTERRUPTED,
+) -> T:
+    """Open the runtime (the schema checked, or migrated: see `ilji.bootstrap.Schema`), run `body`."""
+
     async def main() -> T:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, schema=schema) as runtime:
             return await body(runtime)
 
-    return _run(main)
+    return _run(main, interrupted=interrupted)
+
+
+def _command_name() -> str:
+    """How the user runs `ilji`: its name when it is on PATH, else the path they typed."""
+    typed = sys.argv[0]
+    found = shutil.which("ilji")
+    if found and Path(found).resolve() == Path(typed).resolve():
+        return "ilji"
+    if Path(typed).name == "ilji" and Path(typed).exists():
+        return typed
+    return "ilji" if found else f"{Path(sys.executable).name} -m ilji.cli"
 
 
 def _print_json(value: Any) -> None:
@@ -166,7 +251,9 @@ def _parse_expected(text: str) -> int | Any:
 @app.command("migrate")
 def migrate_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Apply pending schema migrations (safe to run from many replicas at once)."""
-    settings = _settings(database_url, data_dir)
+    # The only command that changes a configured database's schema; while another process
+    # holds the migration lock it says so and waits (Ctrl-C stops it at once).
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def main() -> None:
         from ilji.bootstrap import database_url as resolve
@@ -177,14 +264,19 @@ def migrate_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) 
             applied = await migrate(migration_url(settings, url))
         finally:
             if embedded:
-                embedded.stop()
+                await asyncio.to_thread(embedded.stop)
         if applied:
             for m in applied:
                 out.print(f"applied migration {m.version:04d} {m.name}")
         else:
             out.print(f"schema is up to date (version {latest_version()})")
 
-    _run(main)
+    # Each migration is one transaction: an interrupted one is rolled back, those before stay.
+    _run(
+        main,
+        interrupted="migrations applied before it stay; one in progress was rolled back. "
+        "Run `ilji migrate` again to finish",
+    )
 
 
 @app.command("append")
@@ -204,7 +296,7 @@ def append_command(
     data_dir: DataDir = None,
 ) -> None:
     """Append one event to a stream."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
     try:
         expected = _parse_expected(expected_version)
         body = _parse_json_object(data, "--data")
@@ -241,22 +333,59 @@ def append_command(
     _with_runtime(settings, body_)
 
 
+async def _read_pages(
+    read: Callable[[int | None, int], Awaitable[list[RecordedEvent]]], limit: int | None, step: int
+) -> list[RecordedEvent]:
+    """Up to `limit` events (all when None), asked for in pages of at most PAGE_LIMIT.
+
+    `read(cursor, n)` reads n events from `cursor` (None: the start); each next cursor is the
+    last event's version or position plus `step` (stream versions) or itself (positions).
+    """
+    events: list[RecordedEvent] = []
+    cursor: int | None = None
+    while limit is None or len(events) < limit:
+        want = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(events))
+        page = await read(cursor, want)
+        events.extend(page)
+        if len(page) < want:
+            break
+        last = page[-1]
+        cursor = last.version + step if step else last.position
+    return events
+
+
+ReadLimit = Annotated[
+    int | None,
+    typer.Option(
+        "--limit",
+        min=1,
+        help=f"At most this many events (read {PAGE_LIMIT} at a time); default: the whole stream.",
+        show_default=False,
+    ),
+]
+
+
 @app.command("read")
 def read_command(
     stream: Annotated[str, typer.Argument(help="Stream name.")],
     from_version: Annotated[int | None, typer.Option("--from-version", min=0)] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    limit: ReadLimit = None,
     backward: Annotated[bool, typer.Option("--backward", help="Newest first.")] = False,
     json_output: JsonOutput = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Print a stream's events."""
-    settings = _settings(database_url, data_dir)
+    """Print a stream's events: all of them, or --limit of them from --from-version."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         direction: Direction = "backward" if backward else "forward"
-        events = await runtime.store.read_stream(stream, from_version, limit, direction)
+
+        async def page(cursor: int | None, n: int) -> list[RecordedEvent]:
+            start = from_version if cursor is None else cursor
+            return await runtime.store.read_stream(stream, start, n, direction)
+
+        events = await _read_pages(page, limit, -1 if backward else 1)
         if not events:
             (await runtime.store.stream_lifecycle(stream)).check_readable()
         if json_output:
@@ -264,21 +393,23 @@ def read_command(
         else:
             out.print(_events_table(f"stream {stream}", events))
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="read")
 
 
 @app.command("tail")
 def tail_command(
     category: Annotated[str | None, typer.Option("--category", "-c", help="Only this category.")] = None,
     after: Annotated[int, typer.Option("--after", min=0, help="Start after this position.")] = 0,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help=f"At most this many events (read {PAGE_LIMIT} at a time).")
+    ] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
     json_output: JsonOutput = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Print the global log (or one category); with --follow, live until interrupted."""
-    settings = _settings(database_url, data_dir)
+    """Print the global log (or one category), --limit events after --after; --follow: live."""
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         store = runtime.store
@@ -293,10 +424,14 @@ def tail_command(
                         highlight=False,
                     )
             return
-        if category:
-            events = await store.read_category(category, after, limit)
-        else:
-            events = await store.read_all(after, limit)
+
+        async def page(cursor: int | None, n: int) -> list[RecordedEvent]:
+            start = after if cursor is None else cursor
+            if category:
+                return await store.read_category(category, start, n)
+            return await store.read_all(start, n)
+
+        events = await _read_pages(page, limit, 0)
         nxt = events[-1].position if events else after
         if json_output:
             _print_json({"events": [event_json(e) for e in events], "next": nxt})
@@ -304,7 +439,9 @@ def tail_command(
             out.print(_events_table(f"{'category ' + category if category else '$all'}", events))
             out.print(f"next: --after {nxt}", highlight=False)
 
-    _with_runtime(settings, body)
+    # Following runs until stopped: a signal is its normal end, not an interruption.
+    stopped = None if follow else "stopped; nothing was changed"
+    _with_runtime(settings, body, schema="read", interrupted=stopped)
 
 
 def _info_warnings(prepared: int, ids_left: int) -> list[str]:
@@ -330,7 +467,7 @@ def info_command(
     data_dir: DataDir = None,
 ) -> None:
     """Show where the store is and what it holds."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         info = await runtime.store.info()
@@ -340,7 +477,9 @@ def info_command(
             "database": info.database,
             "server_version": info.server_version,
             "embedded_data_dir": str(runtime.embedded.data_dir) if runtime.embedded else None,
-            "schema_version": latest_version(),
+            # The database's own version; the code's is beside it, so a mismatch shows.
+            "schema_version": await check_schema(runtime.url, writes=False),
+            "code_schema_version": latest_version(),
             "streams": info.streams,
             "events": info.events,
             "last_position": info.last_position,
@@ -359,13 +498,13 @@ def info_command(
         for warning in warnings:
             out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="read", interrupted="stopped; nothing was changed")
 
 
 @app.command("quickstart")
 def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """A guided tour: append events, read them back, and see optimistic concurrency at work."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         store = runtime.store
@@ -375,7 +514,7 @@ def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = Non
             if runtime.embedded
             else "the PostgreSQL at ILJI_DATABASE_URL"
         )
-        out.rule("Ilji quickstart")
+        out.print("[bold]Ilji quickstart[/bold]")
         out.print(f"Using {where}.\n")
         out.print(f"1. Append two events to a new stream [bold]{stream}[/bold], expecting no stream:")
         first = await store.append(
@@ -407,11 +546,12 @@ def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = Non
             f"   first call: version {a.last_version}; retry: version {b.last_version}, "
             f"idempotent={b.idempotent}.\n"
         )
+        command = _command_name()
         out.print("Try it yourself:")
-        out.print(f"   .venv/bin/ilji read {stream}")
-        out.print("   .venv/bin/ilji tail --follow   (and append from another terminal)")
+        out.print(f"   {command} read {stream}", highlight=False)
+        out.print(f"   {command} tail --follow   (and append from another terminal)", highlight=False)
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="embedded")
 
 
 DEMOS = ("conference", "ships", "orders")
@@ -427,80 +567,81 @@ def demo_command(
     if name not in DEMOS:
         err.print(f"[red]error:[/red] demo: choose one of {', '.join(DEMOS)}, not {name!r}")
         raise typer.Exit(EXIT_INVALID)
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
     try:
         module = importlib.import_module(f"examples.{name}.demo")
     except ImportError as exc:
-        err.print(f"[red]error:[/red] the example domains are not installed ({exc}); run `make run` first")
+        err.print(f"[red]error:[/red] the example domains are not installed ({exc}); reinstall Ilji")
         raise typer.Exit(EXIT_ERROR) from None
 
     async def body(runtime: Runtime) -> None:
         await module.run_demo(runtime.store, lambda line: out.print(line, markup=False, highlight=False))
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="embedded")
 
 
 @app.command("serve")
 def serve_command(
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (env ILJI_HOST).")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (env ILJI_PORT, default 8000).")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes (env ILJI_WORKERS).")
-    ] = None,
-    example: Annotated[
-        list[str] | None,
-        typer.Option("--example", help="Also serve an example domain's routes: conference, ships, orders."),
-    ] = None,
-    tls_cert: Annotated[
-        Path | None,
-        typer.Option(
-            "--tls-cert", help="PEM certificate: serve HTTPS (env ILJI_TLS_CERT).", show_default=False
-        ),
-    ] = None,
-    tls_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--tls-key", help="PEM private key of --tls-cert (env ILJI_TLS_KEY).", show_default=False
-        ),
-    ] = None,
-    allowed_hosts: Annotated[
-        str | None,
-        typer.Option(
-            "--allowed-hosts",
-            help="Without tokens, host names to answer besides localhost, 127.0.0.1 and [::1], "
-            "comma-separated (env ILJI_ALLOWED_HOSTS).",
-            show_default=False,
-        ),
-    ] = None,
+    host: Annotated[str | None, _setting("host")] = None,
+    port: Annotated[int | None, _setting("port")] = None,
+    workers: Annotated[int | None, _setting("workers")] = None,
+    example: Annotated[list[str] | None, _setting("examples", "--example")] = None,
+    tls_cert: Annotated[Path | None, _setting("tls_cert")] = None,
+    tls_key: Annotated[Path | None, _setting("tls_key")] = None,
+    allowed_hosts: Annotated[str | None, _setting("allowed_hosts")] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run the HTTP server (API v1, SSE, /healthz, /readyz, /metrics) until SIGTERM."""
-    for name in example or []:
-        if name not in DEMOS:
-            err.print(f"[red]error:[/red] --example: choose from {', '.join(DEMOS)}, not {name!r}")
-            raise typer.Exit(EXIT_INVALID)
-    from ilji.server.run import serve  # the server's dependencies load only for this command
+    # What can be checked without starting anything first (the port is free, TLS files load,
+    # tokens and rates parse), then the database (the embedded one is started and migrated; a
+    # configured one must be migrated already: `ilji migrate`), then uvicorn.
+    from ilji.bootstrap import database_url as resolve
+    from ilji.bootstrap import prepare_schema
+    from ilji.server.run import preflight, serve  # the server's dependencies load only here
 
+    settings = _settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        workers=workers,
+        examples=tuple(example) if example else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        allowed_hosts=allowed_hosts,
+        log_level=log_level,
+        log_format=log_format,
+    )
     try:
-        settings = load_settings(
-            database_url=database_url,
-            data_dir=data_dir,
-            host=host,
-            port=port,
-            workers=workers,
-            examples=tuple(example) if example else None,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            allowed_hosts=allowed_hosts,
-        )
-    except Exception as exc:  # pydantic's message names the setting
-        err.print(f"[red]error:[/red] invalid settings: {exc}")
-        raise typer.Exit(EXIT_INVALID) from None
-    try:
-        serve(settings)
+        preflight(settings)
     except IljiError as exc:
         raise typer.Exit(_report(exc)) from None
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def prepare() -> tuple[str, Any]:
+        # Before uvicorn starts: a wrong password or a closed port is one line here, a wait
+        # for the migration lock is said, and Ctrl-C stops it at once.
+        url, embedded = await resolve(settings)
+        try:
+            await prepare_schema(settings, url, embedded is not None, "embedded")
+        except BaseException:
+            if embedded:
+                await asyncio.to_thread(embedded.stop)
+            raise
+        return url, embedded
+
+    url, embedded = _run(prepare, interrupted="stopped before serving")
+    try:
+        # This process keeps the embedded server's handle while it serves; the app connects to it.
+        serve(settings.model_copy(update={"database_url": url}) if embedded else settings)
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+    finally:
+        if embedded:
+            embedded.stop()
 
 
 # -- security: `ilji db grant` and `ilji token ...` -----------------------------------------
@@ -535,7 +676,7 @@ def db_grant_command(
     from ilji.bootstrap import migration_url
     from ilji.store.roles import grant_app_role
 
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
     schema = None if no_read_models else (read_models or role)
 
     async def main() -> None:
@@ -546,7 +687,7 @@ def db_grant_command(
             granted = await grant_app_role(owner_url, role, read_models=schema)
         finally:
             if embedded:
-                embedded.stop()
+                await asyncio.to_thread(embedded.stop)
         table = Table(title=f"privileges of {role} in schema ilji", title_justify="left")
         table.add_column("table")
         table.add_column("privileges")
@@ -556,7 +697,11 @@ def db_grant_command(
         if schema:
             out.print(f"read models: {role} may create tables in schema {schema}")
 
-    _run(main)
+    _run(
+        main,
+        interrupted=f"migrations and grants are each one transaction: those done stay, none is "
+        f"half-done; run `ilji db grant --role {role}` again to finish",
+    )
 
 
 token_app = typer.Typer(help="API tokens for ILJI_API_TOKENS.", no_args_is_help=True)
@@ -615,26 +760,26 @@ def worker_command(
     projection: Annotated[
         list[str], typer.Option("--projection", "-p", help="module:attribute of a Projection (repeatable).")
     ],
-    worker_id: Annotated[
-        str | None,
-        typer.Option(
-            "--worker-id", help="This worker's name (default host:pid:random; in Kubernetes, the pod name)."
-        ),
-    ] = None,
-    lease_ttl: Annotated[
-        float, typer.Option("--lease-ttl", min=0.5, help="Lease time-to-live, seconds.")
-    ] = 5.0,
-    poll_interval: Annotated[
-        float, typer.Option("--poll-interval", min=0.01, help="Seconds between polls when idle.")
-    ] = 1.0,
-    listen_url: Annotated[
-        str | None, typer.Option("--listen-url", help="Direct PostgreSQL URL for LISTEN (behind a pooler).")
-    ] = None,
+    worker_id: Annotated[str | None, _setting("worker_id")] = None,
+    lease_ttl: Annotated[float | None, _setting("lease_ttl")] = None,
+    poll_interval: Annotated[float | None, _setting("poll_interval")] = None,
+    listen_url: Annotated[str | None, _setting("listen_url")] = None,
+    log_level: LogLevel = None,
+    log_format: LogFormat = None,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
     """Run projections until SIGTERM/SIGINT; several workers share them through leases."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        worker_id=worker_id,
+        lease_ttl=lease_ttl,
+        poll_interval=poll_interval,
+        listen_url=listen_url,
+        log_level=log_level,
+        log_format=log_format,
+    )
     configure_logging(settings.log_format, settings.log_level)  # a worker logs what it does
     try:
         projections = [p for spec in projection for p in load_projections(spec)]
@@ -646,18 +791,19 @@ def worker_command(
         worker = Worker(
             runtime.url,
             projections,
-            worker_id=worker_id,
-            lease_ttl=lease_ttl,
-            poll_interval=poll_interval,
-            listen_conninfo=listen_url,
+            worker_id=settings.worker_id,
+            lease_ttl=settings.lease_ttl,
+            poll_interval=settings.poll_interval,
+            listen_conninfo=settings.listen_url,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            # Replaces _run's cancel-on-signal: stop() finishes batches and releases leases.
+            # Replaces _run's cancel-on-signal once running: stop() finishes batches and
+            # releases leases, and the worker exits 0 (a clean stop, not an interruption).
             loop.add_signal_handler(sig, lambda: loop.create_task(worker.stop()))
         await worker.run()
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="embedded")
 
 
 def _jsonable(value: Any) -> Any:
@@ -697,7 +843,7 @@ def projections_status_command(
     data_dir: DataDir = None,
 ) -> None:
     """Checkpoint, lag, rate, owner, state and parked events of every partition."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         try:
@@ -746,7 +892,7 @@ def projections_status_command(
             for error in st.errors:
                 err.print(f"[red]refused:[/red] {error}", highlight=False)
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="read")
 
 
 def _admin_command(action: Callable[[Runtime], Awaitable[str]], settings: Settings) -> None:
@@ -769,7 +915,7 @@ def projections_pause_command(
         await projections_admin.pause(runtime.store, name, actor=Actor.cli())
         return f"{name}: paused"
 
-    _admin_command(action, _settings(database_url, data_dir))
+    _admin_command(action, _settings(database_url=database_url, data_dir=data_dir))
 
 
 @projections_app.command("resume")
@@ -782,7 +928,7 @@ def projections_resume_command(
         await projections_admin.resume(runtime.store, name, actor=Actor.cli())
         return f"{name}: resumed"
 
-    _admin_command(action, _settings(database_url, data_dir))
+    _admin_command(action, _settings(database_url=database_url, data_dir=data_dir))
 
 
 @projections_app.command("rebuild")
@@ -795,7 +941,7 @@ def projections_rebuild_command(
     data_dir: DataDir = None,
 ) -> None:
     """Build the next version from position 0 beside the serving one, then cut over."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         try:
@@ -827,7 +973,13 @@ def projections_rebuild_command(
                 )
         out.print(f"{name}: cut over to version {version}", highlight=False)
 
-    _with_runtime(settings, body)
+    # Watching is all an interruption stops: a requested rebuild goes on in the workers.
+    _with_runtime(
+        settings,
+        body,
+        interrupted=f"stopped watching; a rebuild already requested goes on in the workers "
+        f"(`ilji projections status {name}`)",
+    )
 
 
 @projections_app.command("parked")
@@ -839,7 +991,7 @@ def projections_parked_command(
     data_dir: DataDir = None,
 ) -> None:
     """List events projections gave up on (poison events)."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         items = await projections_admin.list_parked(runtime.store, name, include_replayed=all_)
@@ -863,7 +1015,7 @@ def projections_parked_command(
             )
         out.print(table)
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="read")
 
 
 @projections_app.command("replay")
@@ -886,7 +1038,7 @@ def projections_replay_command(
         count = await projections_admin.replay_parked(runtime.store, name, ids, actor=Actor.cli())
         return f"{name}: {count} replay(s) requested"
 
-    _admin_command(action, _settings(database_url, data_dir))
+    _admin_command(action, _settings(database_url=database_url, data_dir=data_dir))
 
 
 @projections_app.command("wait")
@@ -907,7 +1059,7 @@ def projections_wait_command(
             raise typer.Exit(EXIT_ERROR) from None
         return f"{name}: reached {position}"
 
-    _admin_command(action, _settings(database_url, data_dir))
+    _admin_command(action, _settings(database_url=database_url, data_dir=data_dir))
 
 
 # -- stream lifecycle: `ilji streams ...` (docs/en/lifecycle.md) --------------------------
@@ -923,7 +1075,10 @@ StreamArgument = Annotated[str, typer.Argument(help="Stream name, like order-42.
 
 
 def _lifecycle_command(
-    settings: Settings, json_output: bool, action: Callable[[Runtime], Awaitable[StreamLifecycle]]
+    settings: Settings,
+    json_output: bool,
+    action: Callable[[Runtime], Awaitable[StreamLifecycle]],
+    schema: Schema = "check",
 ) -> None:
     async def body(runtime: Runtime) -> None:
         state = await action(runtime)
@@ -940,7 +1095,7 @@ def _lifecycle_command(
             highlight=False,
         )
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema=schema)
 
 
 @streams_app.command("show")
@@ -952,7 +1107,10 @@ def streams_show_command(
 ) -> None:
     """Show a stream's version and what is hidden (soft delete, truncation)."""
     _lifecycle_command(
-        _settings(database_url, data_dir), json_output, lambda rt: rt.store.stream_lifecycle(stream)
+        _settings(database_url=database_url, data_dir=data_dir),
+        json_output,
+        lambda rt: rt.store.stream_lifecycle(stream),
+        schema="read",
     )
 
 
@@ -965,7 +1123,7 @@ def streams_delete_command(
 ) -> None:
     """Soft-delete a stream: readers no longer see it, its events stay stored (see restore)."""
     _lifecycle_command(
-        _settings(database_url, data_dir),
+        _settings(database_url=database_url, data_dir=data_dir),
         json_output,
         lambda rt: rt.store.delete_stream(stream, actor=Actor.cli()),
     )
@@ -980,7 +1138,7 @@ def streams_restore_command(
 ) -> None:
     """Undo a soft delete: the events it hid are visible again."""
     _lifecycle_command(
-        _settings(database_url, data_dir),
+        _settings(database_url=database_url, data_dir=data_dir),
         json_output,
         lambda rt: rt.store.restore_stream(stream, actor=Actor.cli()),
     )
@@ -996,7 +1154,7 @@ def streams_truncate_command(
 ) -> None:
     """Hide a stream's versions below --before from every reader."""
     _lifecycle_command(
-        _settings(database_url, data_dir),
+        _settings(database_url=database_url, data_dir=data_dir),
         json_output,
         lambda rt: rt.store.truncate_stream(stream, before, actor=Actor.cli()),
     )
@@ -1020,7 +1178,8 @@ def streams_retention_command(
     if clear and (max_age is not None or max_count is not None):
         problem = ValidationError("--clear", "cannot be combined with --max-age or --max-count")
         raise typer.Exit(_report(problem))
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    changes = clear or max_age is not None or max_count is not None
 
     async def body(runtime: Runtime) -> None:
         store = runtime.store
@@ -1043,7 +1202,7 @@ def streams_retention_command(
             highlight=False,
         )
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="check" if changes else "read")
 
 
 @streams_app.command("scavenge")
@@ -1060,7 +1219,7 @@ def streams_scavenge_command(
     from ilji.bootstrap import migration_url
     from ilji.store.postgres import PostgresEventStore
 
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         owner = await PostgresEventStore.open(migration_url(settings, runtime.url), max_size=2)

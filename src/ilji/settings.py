@@ -7,12 +7,23 @@ Nothing else in Ilji reads `os.environ`.
 from __future__ import annotations
 
 import re
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
+import psycopg
+import pydantic
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ilji.domain.errors import ConfigurationError
+
+ENV_PREFIX = "ILJI_"
+#: Flags whose name is not the setting's own (`--example` fills `examples`).
+FLAG_NAMES = {"examples": "--example"}
+#: Settings whose value never appears in an error message.
+_SECRET = {"database_url", "migration_database_url", "api_tokens"}
 
 # A host as it appears in a Host header: a name or IPv4 address, or an IPv6 address in
 # brackets, with an optional port.
@@ -26,7 +37,7 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Everything configurable about an Ilji process."""
 
-    model_config = SettingsConfigDict(env_prefix="ILJI_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     database_url: str | None = Field(
         default=None, description="PostgreSQL URL; unset or empty starts the embedded server"
@@ -40,16 +51,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where the embedded server keeps its data"
     )
-    pool_min_size: int = Field(default=1, ge=0, le=1000)
-    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    pool_min_size: int = Field(default=1, ge=0, le=1000, description="connections a pool keeps open")
+    pool_max_size: int = Field(default=10, ge=1, le=1000, description="most connections of a pool")
     max_event_size: int = Field(
         default=1024 * 1024,
         ge=64,
         description="largest encoded event (data+metadata+type) in bytes",
     )
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
-    log_format: Literal["console", "json"] = "console"
-    log_level: str = "INFO"
+    log_format: Literal["console", "json"] = Field(
+        default="console", description="log lines for people (console) or one JSON object a line (json)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="least severe log level shown: debug, info, warning, error, critical"
+    )
 
     # -- the HTTP server (`ilji serve`) ---------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address `ilji serve` listens on")
@@ -114,19 +129,40 @@ class Settings(BaseSettings):
     tls_cert: Path | None = Field(
         default=None, description="PEM certificate (chain) for HTTPS served directly by `ilji serve`"
     )
-    tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`")
+    tls_key: Path | None = Field(default=None, description="PEM private key of the TLS certificate")
 
-    examples: tuple[str, ...] = Field(
-        default=(), description="example domains whose HTTP routes `ilji serve` mounts"
+    # NoDecode: the variable is a plain comma-separated list ("conference,ships"), not JSON.
+    examples: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="example domains whose HTTP routes `ilji serve` mounts: conference, ships, orders",
     )
 
-    @field_validator("examples")
+    # -- projection workers (`ilji worker`) -------------------------------------------------
+    worker_id: str | None = Field(
+        default=None, description="this worker's name (default host:pid:random; in Kubernetes, the pod name)"
+    )
+    lease_ttl: float = Field(default=5.0, ge=0.5, description="projection lease time-to-live, seconds")
+    poll_interval: float = Field(
+        default=1.0, ge=0.01, description="seconds between a worker's polls when idle"
+    )
+    listen_url: str | None = Field(
+        default=None, repr=False, description="direct PostgreSQL URL for LISTEN (when behind a pooler)"
+    )
+
+    @field_validator("examples", mode="before")
     @classmethod
-    def _known_examples(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _known_examples(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:  # the JSON list earlier versions asked for, like ["ships"], still works
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError("is neither a comma-separated list nor a JSON list") from None
+        if isinstance(value, str):
+            value = [name.strip() for name in value.split(",") if name.strip()]
         unknown = [name for name in value if name not in ("conference", "ships", "orders")]
         if unknown:
             raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
-        return value
+        return tuple(value)
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -135,20 +171,74 @@ class Settings(BaseSettings):
             entry = entry.strip()
             if entry and (not _HOST_ENTRY.match(entry)):
                 raise ValueError(
-                    f"allowed_hosts: {entry[:100]!r} is not a host name with an optional port, "
+                    f"{entry[:100]!r} is not a host name with an optional port, "
                     'like "devbox.local" or "devbox.local:8000" ([::1]:8000 for IPv6)'
                 )
         return value
 
-    @field_validator("database_url", "migration_database_url", mode="before")
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_in_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_url", "migration_database_url", "listen_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
+    @field_validator("database_url", "migration_database_url", "listen_url")
+    @classmethod
+    def _a_postgres_url(cls, value: str | None) -> str | None:
+        # Parsed here with libpq's own rules, so a typo is a setting error at start, not an
+        # "unexpected database error" at the first query. The value may hold a password: the
+        # message never repeats it.
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else None
+        if scheme is not None and scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"must be a postgresql:// URL, not {scheme}://")
+        try:
+            psycopg.conninfo.conninfo_to_dict(value)
+        except psycopg.ProgrammingError:
+            raise ValueError(
+                "is not a PostgreSQL URL: expected postgresql://user:password@host:5432/dbname"
+            ) from None
+        return value
+
+
+def setting_name(field: str, flags: set[str] | frozenset[str] = frozenset()) -> str:
+    """How the user gave a setting: its flag when `field` came from one, else its variable."""
+    if field in flags:
+        return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+    return ENV_PREFIX + field.upper()
+
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the environment, then apply the flags that were given (None means not given)."""
+    """Read the environment, then apply the flags that were given (None means not given).
+
+    Every setting is checked here, once: a bad value raises `ConfigurationError` with one line
+    that names the flag or the `ILJI_*` variable it came from.
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except pydantic.ValidationError as exc:
+        raise _configuration_error(exc, set(given)) from None
+
+
+def _configuration_error(exc: pydantic.ValidationError, flags: set[str]) -> ConfigurationError:
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    name = setting_name(field, flags)
+    if field not in _SECRET and error["type"] not in ("value_error",):
+        message = f"{message[:1].lower()}{message[1:]} (got {error['input']!r})"
+    more = len(exc.errors()) - 1
+    return ConfigurationError(name, message + (f" (and {more} more setting(s))" if more else ""))

@@ -34,13 +34,13 @@ def test_every_python_block_of_the_readme_runs(database_url: str, tmp_path: Path
         )
         assert result.returncode == 0, f"README block {number} failed:\n{result.stderr}"
         printed += result.stdout.splitlines()
-    assert "1 OrderPlaced {'total': 12}" in printed  # what the library example prints
+    assert "1 TaskAdded {'title': 'water the plants'}" in printed  # what the library example prints
 
     async def stored() -> list[tuple[int, str]]:
         async with await PostgresEventStore.open(database_url) as store:
-            return [(e.version, e.type) for e in await store.read_stream("order-1")]
+            return [(e.version, e.type) for e in await store.read_stream("todo-1")]
 
-    assert asyncio.run(stored()) == [(1, "OrderPlaced")]
+    assert asyncio.run(stored()) == [(1, "TaskAdded")]
 
 
 def test_the_library_example_runs_on_the_embedded_default_too(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_the_library_example_runs_on_the_embedded_default_too(tmp_path: Path) ->
         )
         if run == 1:
             assert result.returncode == 0, result.stderr
-            assert result.stdout.splitlines() == ["1 OrderPlaced {'total': 12}"]
+            assert result.stdout.splitlines() == ["1 TaskAdded {'title': 'water the plants'}"]
         else:
             assert result.returncode != 0
             assert "WrongExpectedVersion" in result.stderr

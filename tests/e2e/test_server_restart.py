@@ -8,6 +8,7 @@ acknowledged must be stored afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 from ilji.embedded import EmbeddedPostgres, start_embedded
+from ilji.store.migrate import migrate
 from tests.e2e.server_helpers import running_server, stream_name
 
 pytestmark = pytest.mark.slow
@@ -33,6 +35,8 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
     os.chmod(base, 0o755)  # as root, PostgreSQL runs as another user and must reach its data dir
     server = start_embedded(base)
     try:
+        # Passed by URL, the database is a configured one: `ilji serve` checks its schema only.
+        asyncio.run(migrate(server.url))
         yield server
     finally:
         server.stop()

@@ -17,6 +17,7 @@ All three must be 0. The pytest module (`tests/faults/`) runs each scenario once
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -38,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from ilji.embedded import EmbeddedPostgres, start_embedded
+from ilji.store.migrate import migrate
 from ilji.store.sql import load as load_sql
 from tests.e2e.server_helpers import Server, SseReader, start_server
 from tests.e2e.worker_fixtures import row_of, spawn_worker, stop
@@ -63,12 +65,18 @@ class Postgres:
         self._counter = 0
 
     def new_database(self) -> str:
-        """An empty database (the server migrates it on start), so each run counts only its own events."""
+        """An empty, migrated database, so each run counts only its own events.
+
+        Migrated here, as the migrate Job does before the replicas: `ilji serve` on a configured
+        database only checks the schema.
+        """
         self._counter += 1
         name = f"faults_{os.getpid()}_{self._counter}_{uuid.uuid4().hex[:6]}"
         with psycopg.connect(self.embedded.admin_url(), autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.embedded.admin_url(name)
+        url = self.embedded.admin_url(name)
+        asyncio.run(migrate(url))
+        return url
 
     def _pg_ctl(self, *args: str) -> None:
         # The embedded package's own pg_ctl wrapper: as root it runs the command as the

@@ -8,28 +8,28 @@ from pathlib import Path
 import pytest
 
 from ilji import NewEvent, PostgresEventStore, StoreUnavailable
-from ilji.domain.errors import EmbeddedPostgresError
+from ilji.domain.errors import ConfigurationError
 from ilji.embedded import start_embedded
 
 
 def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("not a directory")
-    with pytest.raises(EmbeddedPostgresError, match="not a directory"):
+    with pytest.raises(ConfigurationError, match="not a directory"):
         start_embedded(target)
 
 
 def test_a_data_dir_holding_something_else_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pg").mkdir()
     (tmp_path / "pg" / "notes.txt").write_text("mine")
-    with pytest.raises(EmbeddedPostgresError, match="not a PostgreSQL data directory"):
+    with pytest.raises(ConfigurationError, match="not a PostgreSQL data directory"):
         start_embedded(tmp_path)
     assert (tmp_path / "pg" / "notes.txt").read_text() == "mine"
 
 
 def test_a_data_dir_under_a_file_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("x")
-    with pytest.raises(EmbeddedPostgresError, match="cannot create"):
+    with pytest.raises(ConfigurationError, match="cannot create"):
         start_embedded(tmp_path / "blocker" / "data")
 
 

@@ -21,6 +21,7 @@ from ilji import (
 )
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION
 from ilji.store.port import Direction
+from ilji.store.port import STREAM_PAGE
 
 
 def events(n: int, prefix: str = "Happened") -> list[NewEvent]:
@@ -242,6 +243,22 @@ async def test_read_stream_forward_and_backward(any_store: EventStore, stream: s
     assert await any_store.read_stream(f"{stream}-missing") == []
     positions = [e.position for e in await any_store.read_stream(stream)]
     assert positions == sorted(positions)
+
+
+async def test_read_stream_without_a_limit_returns_the_whole_stream(
+    any_store: EventStore, stream: str
+) -> None:
+    # Issue 17: a 150-event stream used to come back as its first 100 events. Two full pages
+    # and a partial one cross every page boundary of the reading under the hood.
+    total = 2 * STREAM_PAGE + 150
+    for start in range(0, total, MAX_EVENTS_PER_APPEND):
+        await any_store.append(stream, events(min(MAX_EVENTS_PER_APPEND, total - start)))
+    assert [e.version for e in await any_store.read_stream(stream)] == list(range(1, total + 1))
+    backward = await any_store.read_stream(stream, direction="backward")
+    assert [e.version for e in backward] == list(range(total, 0, -1))
+    rest = await any_store.read_stream(stream, from_version=STREAM_PAGE + 7)
+    assert [e.version for e in rest] == list(range(STREAM_PAGE + 7, total + 1))
+    assert len(await any_store.read_stream(stream, limit=150)) == 150  # paging stays available
 
 
 async def test_read_limits_are_checked(any_store: EventStore, stream: str) -> None:

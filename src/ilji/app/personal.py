@@ -408,10 +408,10 @@ class PersonalDataStore:
         self,
         stream: str,
         from_version: int | None = None,
-        limit: int = 100,
+        limit: int | None = None,
         direction: Direction = "forward",
     ) -> list[RecordedEvent]:
-        """Read from the wrapped store and open the envelopes."""
+        """Read from the wrapped store (the whole stream unless `limit` is given); open the envelopes."""
         page = await self.inner.read_stream(stream, from_version, limit, direction)
         return await self.personal.decrypt_many(page)
 

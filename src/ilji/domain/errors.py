@@ -125,6 +125,33 @@ class SchemaError(IljiError):
     code = "schema-error"
 
 
+class SchemaTooNew(SchemaError):
+    """The database schema was migrated by a newer Ilji: this code refuses to write to it."""
+
+    code = "schema-too-new"
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(
+            f"the database schema is at version {found}, newer than this Ilji knows ({known}): "
+            "a newer Ilji migrated it, and this one refuses to write to it; upgrade Ilji",
+            found=found,
+            known=known,
+        )
+
+
+class ConfigurationError(IljiError):
+    """A setting is wrong (a value, a password, a data directory): retrying will not help.
+
+    `setting` names it as the user gave it: an environment variable or a command-line flag.
+    """
+
+    code = "configuration"
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}", setting=setting)
+        self.setting = setting
+
+
 class EmbeddedPostgresError(IljiError):
     """The embedded PostgreSQL server could not be started or used."""
 

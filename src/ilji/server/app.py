@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 import ilji
 from ilji.app.views import DomainViews
@@ -82,6 +82,16 @@ async def open_store(settings: Settings) -> AsyncIterator[PostgresEventStore]:
 
 EXAMPLES = ("conference", "ships", "orders")
 
+#: What `/` points a first visitor to.
+HOME_LINKS = (
+    ("/console", "the web console"),
+    ("/docs", "the interactive API documentation"),
+    ("/openapi.json", "the OpenAPI document"),
+    ("/v1/all", "the API: the global log (streams at /v1/streams/{stream})"),
+    ("/readyz", "readiness"),
+    ("/metrics", "Prometheus metrics"),
+)
+
 
 def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ...]) -> None:
     """Add the HTTP routes of the chosen example domains (`ilji serve --example NAME`).
@@ -136,7 +146,6 @@ async def watch_database(
                         "few transaction ids left: appends stop at 2^41 (docs/en/operations.md)",
                         extra={"transaction_ids_left": ids_left},
                     )
-            metrics.notifications.set(store.notifications_sent)
             metrics.loop_runs.labels(MONITOR_LOOP, "ok").inc()
             if up is False:
                 log.info("database reachable again")
@@ -191,6 +200,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             served = store if store is not None else await stack.enter_async_context(open_store(settings))
             app.state.store = served
+            metrics.notifications.store = served
             mount_examples(app, served, settings.examples)
             stop = asyncio.Event()
             monitor = asyncio.create_task(
@@ -243,6 +253,17 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get("/", include_in_schema=False)
+    async def home(request: Request) -> Response:
+        # A first visit (a browser, `curl localhost:8000`) finds its way instead of a 404.
+        if "text/html" in request.headers.get("accept", ""):
+            items = "".join(f'<li><a href="{href}">{href}</a>: {what}</li>' for href, what in HOME_LINKS)
+            page = f"<!doctype html><title>Ilji</title><h1>Ilji {ilji.__version__}</h1><ul>{items}</ul>"
+            return HTMLResponse(page)
+        return OrjsonResponse(
+            {"name": "ilji", "version": ilji.__version__, "links": {href: what for href, what in HOME_LINKS}}
+        )
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
     async def openapi_json(request: Request) -> Response:

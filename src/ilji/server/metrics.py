@@ -15,18 +15,30 @@ from __future__ import annotations
 
 import collections
 import logging
+import platform
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import prometheus_client
 import psycopg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import ilji
 from ilji.projections import admin
 from ilji.store.errors import translate
 from ilji.store.postgres import PostgresEventStore
@@ -35,6 +47,16 @@ access_log = logging.getLogger("ilji.server.access")
 log = logging.getLogger("ilji.server")
 
 PROJECTION_LOOP = "projection_metrics"
+
+# A `*_created` series per counter and histogram doubles what Prometheus stores for a
+# timestamp nobody queries; the process start time is in `process_start_time_seconds`.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+#: Probes and scrapes arrive every few seconds: their access lines are DEBUG, not INFO.
+QUIET_ROUTES = frozenset({"/readyz", "/healthz", "/metrics"})
+REQUEST_ID_HEADER = "x-request-id"
+# A client's request id is echoed into logs and headers: short and plain, or a new one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
 
@@ -54,6 +76,22 @@ _POOL_COUNTERS = {
     "connections_errors": "failed connection attempts",
     "connections_lost": "connections found broken",
 }
+
+
+class _NotificationsCollector(Collector):
+    """A counter read at scrape time from the store this process serves (a running total)."""
+
+    def __init__(self) -> None:
+        self.store: PostgresEventStore | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        """`ilji_store_notifications_sent_total`."""
+        counter = CounterMetricFamily(
+            "ilji_store_notifications_sent",
+            "NOTIFYs sent after appends by this process (fewer than appends: they coalesce).",
+        )
+        counter.add_metric([], float(self.store.notifications_sent if self.store is not None else 0))
+        yield counter
 
 
 class _PoolCollector(Collector):
@@ -185,11 +223,13 @@ class Metrics:
             "appends fail (the bound is 2^41).",
             registry=r,
         )
-        self.notifications = Gauge(
-            "ilji_store_notifications_sent",
-            "NOTIFYs sent after appends by this process (fewer than appends: they coalesce).",
-            registry=r,
+        self.notifications = _NotificationsCollector()
+        r.register(self.notifications)
+        Info("ilji_build", "The running Ilji: its version and Python's.", registry=r).info(
+            {"version": ilji.__version__, "python": platform.python_version()}
         )
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds...
+        PlatformCollector(registry=r)  # python_info
         self.database_up = Gauge(
             "ilji_database_up", "1 when the last health check reached the database.", registry=r
         )
@@ -236,8 +276,23 @@ def _route_label(scope: Scope) -> str:
     return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else "unmatched"
 
 
+def request_id(scope: Scope) -> str:
+    """The client's `X-Request-ID` when it is short and plain, else a new one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = bytes(value).decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
 class MetricsMiddleware:
-    """Counts and times every HTTP request by method, route template and status; logs it."""
+    """Counts and times every HTTP request by method, route template and status; logs it.
+
+    Each request carries an id (`X-Request-ID` from the client, or a new one): it is in the
+    access log line and in the response's `X-Request-ID` header, so both ends can find it.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, *, log_requests: bool = True) -> None:
         self.app = app
@@ -250,11 +305,15 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
+        rid = request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, (b"x-request-id", rid.encode("latin-1"))]}
             await send(message)
 
         try:
@@ -268,12 +327,14 @@ class MetricsMiddleware:
             self.metrics.latency.labels(*labels).observe(elapsed)
             if self.log_requests:
                 # The route template, not the path: paths hold stream names, queries may hold anything.
-                access_log.info(
+                access_log.log(
+                    logging.DEBUG if route in QUIET_ROUTES else logging.INFO,
                     "request",
                     extra={
                         "method": method,
                         "route": route,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
+                        "request_id": rid,
                     },
                 )

@@ -21,6 +21,7 @@ from starlette.routing import Match
 
 from ilji.domain.errors import (
     AppendOnlyViolation,
+    ConfigurationError,
     ConflictError,
     DuplicateEventId,
     EmbeddedPostgresError,
@@ -72,6 +73,7 @@ STATUS: dict[type[IljiError], int] = {
     EmbeddedPostgresError: 503,
     # Not retryable and not the client's fault: the store cannot take more events.
     PositionLimitReached: 507,
+    ConfigurationError: 503,
     # The projection did not reach the position in time: the server waited for another
     # component (the workers) that did not answer in time, which is what 504 says. Not 408:
     # that one means the *client* was too slow to send its request.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
@@ -24,6 +25,7 @@ from ilji.domain.errors import (
     ConflictError,
     IljiError,
     SchemaError,
+    SchemaTooNew,
     StoreUnavailable,
     StreamNotFound,
     ValidationError,
@@ -32,6 +34,7 @@ from ilji.domain.errors import (
 from ilji.domain.events import (
     EXISTS,
     MAX_SAFE_POSITION,
+    AppendResult,
     ExpectedVersion,
     NewEvent,
     RecordedEvent,
@@ -197,6 +200,11 @@ class _PlainRoute(Route):
         return match, child
 
 
+def _location(result: AppendResult) -> str:
+    # RFC 9110: a 201 names what it created; here, the stream read from the batch's first event.
+    return f"/v1/streams/{quote(result.stream, safe='')}?from_version={result.first_version}"
+
+
 def append_operation(auth: bool) -> dict[str, Any]:
     """The OpenAPI operation of POST /v1/streams/{stream}, written out (see `build_router`)."""
     response_schema = {"$ref": "#/components/schemas/AppendResponse"}
@@ -236,7 +244,13 @@ def append_operation(auth: bool) -> dict[str, Any]:
         "responses": {
             "201": {
                 "description": "Stored.",
-                "headers": etag,
+                "headers": {
+                    **etag,
+                    "Location": {
+                        "description": "where the stored events are read: the stream from the first one",
+                        "schema": {"type": "string"},
+                    },
+                },
                 "content": {"application/json": {"schema": response_schema}},
                 # What a client does next; schemathesis follows these in its stateful phase.
                 "links": {
@@ -330,7 +344,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
                 "last_position": result.last_position,
             },
             status_code=200 if result.idempotent else 201,
-            headers={"ETag": _etag(result.last_version)},
+            headers={"ETag": _etag(result.last_version), "Location": _location(result)},
         )
 
     router.routes.append(_PlainRoute("/v1/streams/{stream:ilji_name}", append, methods=["POST"]))
@@ -476,6 +490,8 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             raise translate(exc) from exc
         if found < latest_version():
             raise SchemaError(f"the schema is at version {found}, this server needs {latest_version()}")
+        if found > latest_version():
+            raise SchemaTooNew(found, latest_version())
         return OrjsonResponse({"status": "ready"})
 
     @router.get(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import socket
 import ssl
 from dataclasses import dataclass
 from types import FrameType
@@ -18,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import STARTUP_FAILURE
 
-from ilji.domain.errors import ValidationError
+from ilji.domain.errors import ConfigurationError, ValidationError
 from ilji.logs import configure_logging
 from ilji.server.app import create_app
 from ilji.server.auth import check_bind, parse_tokens
@@ -31,13 +32,57 @@ log = logging.getLogger("ilji.server")
 def _configure_logging(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     for handler in logging.getLogger().handlers:
-        handler.addFilter(_drop_color_message)
+        handler.addFilter(_tidy_uvicorn_record)
 
 
-def _drop_color_message(record: logging.LogRecord) -> bool:
+def _tidy_uvicorn_record(record: logging.LogRecord) -> bool:
     # uvicorn adds a `color_message` copy of some messages with terminal escape codes.
     record.__dict__.pop("color_message", None)
+    # uvicorn logs its server life ("Started server process", "Application startup complete")
+    # under the logger `uvicorn.error`, at INFO: named so, a log search for errors finds them.
+    if record.name == "uvicorn.error":
+        record.name = "ilji.server.uvicorn"
     return True
+
+
+def check_port(settings: Settings) -> None:
+    """Refuse a host and port `ilji serve` could not listen on, before anything starts.
+
+    Bound and released at once, with the option uvicorn sets (SO_REUSEADDR), so a port held by
+    a closing connection does not count as taken; one held by a listening server does.
+    """
+    if settings.port == 0:
+        return  # any free port
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            "--host (ILJI_HOST)", f"cannot resolve {settings.host!r}: {exc.strerror}"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigurationError(
+                "--port (ILJI_PORT)",
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); "
+                "another server may be using it: choose another port with --port",
+            ) from None
+
+
+def preflight(settings: Settings) -> bool:
+    """Everything `serve` can check before starting anything; True when HTTPS is configured.
+
+    The port, the bind address against the tokens, the rate limits and the TLS files: each
+    wrong one is one `ConfigurationError` or `ValidationError` line (exit status 2).
+    """
+    check_bind(settings.host, parse_tokens(settings.api_tokens))
+    rate_limits(settings)  # a malformed rate is refused before anything starts
+    tls = check_tls(settings)
+    check_port(settings)
+    return tls
 
 
 @dataclass(frozen=True)
@@ -81,9 +126,7 @@ def check_tls(settings: Settings) -> bool:
 
 def serve(settings: Settings) -> None:
     """Run the server until SIGTERM/SIGINT. Raises `ValidationError` for an unsafe bind."""
-    check_bind(settings.host, parse_tokens(settings.api_tokens))
-    rate_limits(settings)  # a malformed rate is refused before anything starts
-    tls = check_tls(settings)
+    tls = preflight(settings)
     _configure_logging(settings)
     config = uvicorn.Config(
         AppFactory(settings),

@@ -8,6 +8,7 @@ from psycopg import errors as pg_errors
 
 from ilji.domain.errors import (
     AppendOnlyViolation,
+    ConfigurationError,
     IljiError,
     PositionLimitReached,
     SchemaError,
@@ -17,6 +18,17 @@ from ilji.domain.errors import (
 
 # SQLSTATE class 08 (connection exception), 57P0x (shutdown, crash), 53 (insufficient resources)
 _UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+# Class 28 (a wrong password, an unknown role) and 3D000 (no such database): the URL is wrong,
+# and trying again will not make it right. libpq reports some of these only as text.
+_CONFIGURATION_STATES = ("28", "3D000")
+_CONFIGURATION_TEXTS = (
+    "password authentication failed",
+    "does not exist",
+    "no password supplied",
+    "invalid integer value",
+    "invalid connection option",
+    "invalid sslmode value",
+)
 
 # The CHECK on ilji.events.position (0001_event_store.sql): positions stay below 2**53.
 _POSITION_CHECK = "events_position_check"
@@ -48,6 +60,14 @@ def translate(exc: BaseException) -> IljiError:
         if isinstance(exc, pg_errors.UndefinedTable | pg_errors.UndefinedFunction) or state == "3F000":
             return SchemaError(
                 f"the Ilji schema is missing or out of date ({_primary(exc)}); run `ilji migrate`"
+            )
+        if state.startswith(_CONFIGURATION_STATES) or (
+            isinstance(exc, psycopg.OperationalError)
+            and not state
+            and any(text in str(exc) for text in _CONFIGURATION_TEXTS)
+        ):
+            return ConfigurationError(
+                "ILJI_DATABASE_URL/--database-url", f"the database refused it: {_primary(exc)}"
             )
         if isinstance(exc, pg_errors.QueryCanceled):
             return StoreUnavailable(f"the database cancelled the statement: {_primary(exc)}")

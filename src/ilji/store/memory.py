@@ -166,12 +166,13 @@ class MemoryEventStore:
         self,
         stream: str,
         from_version: int | None = None,
-        limit: int = 100,
+        limit: int | None = None,
         direction: Direction = "forward",
     ) -> list[RecordedEvent]:
-        """Events of one stream from `from_version` (inclusive)."""
+        """Events of one stream from `from_version` (inclusive): all of them unless `limit` is given."""
         validate_stream_name(stream, allow_system=True)
-        validate_limit(limit)
+        if limit is not None:
+            validate_limit(limit)
         validate_from_version(from_version)
         events = [e for e in self._streams.get(stream, []) if self._visible(e)]
         if direction == "forward":

@@ -19,7 +19,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
-from ilji.domain.errors import SchemaError
+from ilji.domain.errors import SchemaError, SchemaTooNew
 from ilji.domain.events import POSITION_SHIFT
 from ilji.store.errors import translate
 
@@ -56,10 +56,14 @@ def latest_version() -> int:
 
 
 async def migrate(conninfo: str) -> list[Migration]:
-    """Apply pending migrations; returns those this call applied (none if up to date)."""
+    """Apply pending migrations; returns those this call applied (none if up to date).
+
+    Raises `SchemaTooNew` when a newer Ilji migrated the database: this code must not write.
+    While another process holds the migration lock this waits, and logs once that it does.
+    """
     try:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            await _lock(conn)
             try:
                 return await _apply_pending(conn)
             finally:
@@ -71,6 +75,48 @@ async def migrate(conninfo: str) -> list[Migration]:
         ) from exc
     except psycopg.Error as exc:
         raise translate(exc) from exc
+
+
+async def _lock(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+    # Try first, so that a wait (another replica migrating, or one stuck) is said, not silent.
+    if await _value(conn, f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_KEY})"):
+        return
+    holder = await _value(
+        conn,
+        "SELECT string_agg(pid::text, ', ') FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        f" AND (classid::bigint << 32 | objid::bigint) = {MIGRATION_LOCK_KEY}",
+    )
+    log.warning(
+        "waiting for the migration lock: another process is migrating this database "
+        f"(PostgreSQL backend {holder or 'unknown'}); Ctrl-C stops waiting",
+        extra={"holder": holder},
+    )
+    await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+    log.info("migration lock acquired")
+
+
+async def check_schema(conninfo: str, *, writes: bool = True) -> int:
+    """The database's schema version, checked against this code; takes no lock, changes nothing.
+
+    Raises `SchemaError` (run `ilji migrate`) when migrations are pending, and `SchemaTooNew`
+    when a newer Ilji migrated it, unless `writes` is false: reading stays allowed then.
+    """
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            found = await schema_version(conn)
+            if writes and found:
+                await check_transaction_horizon(conn)
+    except psycopg.Error as exc:
+        raise translate(exc) from exc
+    known = latest_version()
+    if found < known:
+        state = "has no Ilji schema" if found == 0 else f"has schema version {found}"
+        raise SchemaError(f"the database {state}; this Ilji needs version {known}: run `ilji migrate`")
+    if found > known and writes:
+        raise SchemaTooNew(found, known)
+    if found > known:
+        log.warning("schema newer than this Ilji: reading only", extra={"found": found, "known": known})
+    return found
 
 
 async def _value(conn: psycopg.AsyncConnection[tuple[Any, ...]], query: LiteralString) -> Any:
@@ -88,6 +134,9 @@ async def _applied_versions(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> s
 
 async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
     done = await _applied_versions(conn)
+    known = latest_version()
+    if done and max(done) > known:
+        raise SchemaTooNew(max(done), known)
     pending = [m for m in available_migrations() if m.version not in done]
     if pending:
         # Only when there is work: an app role without CREATE privileges gets this far.

@@ -11,6 +11,9 @@ from ilji.store.lifecycle import Retention, StreamLifecycle
 
 Direction = Literal["forward", "backward"]
 
+#: Events per query when `read_stream` reads a whole stream (no `limit`): bounded pages, one list.
+STREAM_PAGE = 1000
+
 
 @runtime_checkable
 class EventStore(Protocol):
@@ -29,10 +32,14 @@ class EventStore(Protocol):
         self,
         stream: str,
         from_version: int | None = None,
-        limit: int = 100,
+        limit: int | None = None,
         direction: Direction = "forward",
     ) -> list[RecordedEvent]:
-        """Events of one stream from `from_version` (inclusive) in the given direction."""
+        """Events of one stream from `from_version` (inclusive) in the given direction.
+
+        Without `limit`, every event to the stream's end (or start, backward); with it, at most
+        `limit` (1 to `MAX_READ_LIMIT`), for paging.
+        """
         ...
 
     async def stream_version(self, stream: str) -> int:

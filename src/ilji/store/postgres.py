@@ -70,7 +70,7 @@ from ilji.store.lifecycle import (
     plan_truncate,
     retention_event,
 )
-from ilji.store.port import Direction
+from ilji.store.port import STREAM_PAGE, Direction
 
 T = TypeVar("T")
 
@@ -404,27 +404,35 @@ class PostgresEventStore:
         self,
         stream: str,
         from_version: int | None = None,
-        limit: int = 100,
+        limit: int | None = None,
         direction: Direction = "forward",
     ) -> list[RecordedEvent]:
-        """Events of one stream from `from_version` (inclusive).
+        """Events of one stream from `from_version` (inclusive): all of them unless `limit` is given.
 
-        Forward starts at version 1 by default; backward starts at the newest event.
+        Forward starts at version 1 by default; backward starts at the newest event. Without
+        `limit` the stream is read `STREAM_PAGE` events per query until its end.
         """
         validate_stream_name(stream, allow_system=True)
-        validate_limit(limit)
+        if limit is not None:
+            validate_limit(limit)
         validate_from_version(from_version)
         if direction == "forward":
-            query, start = _READ_FORWARD, 1 if from_version is None else from_version
+            query, start, step = _READ_FORWARD, 1 if from_version is None else from_version, 1
         elif direction == "backward":
-            query, start = (
-                _READ_BACKWARD,
-                MAX_SAFE_POSITION if from_version is None else from_version,
-            )
+            query, step = _READ_BACKWARD, -1
+            start = MAX_SAFE_POSITION if from_version is None else from_version
         else:
             raise ValidationError("direction", "must be 'forward' or 'backward'")
-        params = {"stream": stream, "from_version": start, "limit": limit}
-        return await self._fetch_events(query, params)
+        if limit is not None:
+            return await self._fetch_events(query, {"stream": stream, "from_version": start, "limit": limit})
+        events: list[RecordedEvent] = []
+        while True:
+            params = {"stream": stream, "from_version": start, "limit": STREAM_PAGE}
+            page = await self._fetch_events(query, params)
+            events.extend(page)
+            if len(page) < STREAM_PAGE:
+                return events
+            start = page[-1].version + step
 
     async def stream_version(self, stream: str) -> int:
         """The stream's number of events (0 when it has none)."""
