@@ -6,8 +6,8 @@ Nothing else in Ilji reads `os.environ`.
 
 from __future__ import annotations
 
-import re
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

@@ -20,8 +20,7 @@ from ilji import (
     WrongExpectedVersion,
 )
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION
-from ilji.store.port import Direction
-from ilji.store.port import STREAM_PAGE
+from ilji.store.port import STREAM_PAGE, Direction
 
 
 def events(n: int, prefix: str = "Happened") -> list[NewEvent]:
