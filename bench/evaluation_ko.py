@@ -2,8 +2,9 @@
 
 The `evaluation_*.py` scripts write their table in English (`report()` in evaluation_support);
 the Korean guide includes the `.ko.md` twin, which holds the same numbers with Korean headers,
-labels and notes. `report()` writes the twin with each run; to refresh the twins without running
-a measurement (after a wording change here):
+labels and notes, and shows `<name>.ko.png`, the chart redrawn from that table with Korean
+labels. `report()` writes both twins with each run; to refresh them without running a
+measurement (after a wording change here):
 
     python bench/evaluation_ko.py
 
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "assets" / "evaluation"
 
@@ -145,9 +148,10 @@ def reports(out: Path = OUT_DIR) -> list[Path]:
 
 
 def write_twin(report: Path) -> Path:
-    """Write the Korean twin next to a report; returns its path."""
+    """Write the Korean twin (table, and chart when the report has one) next to a report."""
     twin = twin_path(report)
     twin.write_text(korean(report.read_text(encoding="utf-8")), encoding="utf-8")
+    write_chart_twin(report)
     return twin
 
 
@@ -155,6 +159,150 @@ def main() -> int:
     for report in reports():
         print(f"wrote {write_twin(report)}")
     return 0
+
+
+# -- charts ----------------------------------------------------------------------------------
+#
+# The Korean charts are drawn from the table itself (the numbers as printed, so rounded the
+# same way), which lets them be redrawn without running a measurement. The English charts are
+# drawn by each script from its unrounded results; the two show the same runs.
+
+
+def table_rows(report: Path) -> list[dict[str, str]]:
+    """The report's table as dicts keyed by the English headers."""
+    lines = [line for line in report.read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = []
+    for line in lines[2:]:
+        rows.append(dict(zip(headers, (c.strip() for c in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
+def number(cell: str) -> float:
+    """'1,585' -> 1585.0, '+4,004' -> 4004.0, '19 %' -> 19.0."""
+    return float(re.sub(r"[^\d.\-]", "", cell.replace("−", "-")) or 0)
+
+
+def korean_font() -> str:
+    """The name of an installed CJK font for matplotlib (Debian: fonts-noto-cjk)."""
+    from matplotlib import font_manager
+
+    for path in sorted(font_manager.findSystemFonts()):
+        if "NotoSansCJK-Regular" in path or "NotoSansCJKkr-Regular" in path:
+            font_manager.fontManager.addfont(path)
+            return font_manager.FontProperties(fname=path).get_name()
+    raise RuntimeError("no Korean font for the charts: install fonts-noto-cjk (scripts/install-system-deps)")
+
+
+def _bars(ax: Any, labels: list[str], series: dict[str, list[float]]) -> None:
+    width = 0.8 / max(1, len(series))
+    for i, (name, values) in enumerate(series.items()):
+        xs = [x + (i - (len(series) - 1) / 2) * width for x in range(len(labels))]
+        ax.bar(xs, values, width=width, label=name)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.grid(axis="y", alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+
+
+def _contention(rows: list[dict[str, str]], fig: Any) -> None:
+    left, right = fig.subplots(1, 2)
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    workers = list(dict.fromkeys(r["workers"] for r in rows))
+    by = {(r["case"], r["workers"]): r for r in rows}
+    labels = [f"쓰기 워커 {w}개" for w in workers]
+    _bars(left, labels, {c: [number(by[c, w]["beyond capacity"]) for w in workers] for c in cases})
+    _bars(right, labels, {c: [number(by[c, w]["reservations/s"]) for w in workers] for c in cases})
+    left.set_title("정원을 넘겨 발권한 수", fontsize=10)
+    right.set_title("초당 예약", fontsize=10)
+    left.get_legend().remove()
+
+
+def _lag(rows: list[dict[str, str]], fig: Any) -> None:
+    ax = fig.subplots()
+    _bars(
+        ax,
+        [f"쓰기 워커 {r['writers']}개" for r in rows],
+        {"p50": [number(r["lag p50 ms"]) for r in rows], "p99": [number(r["lag p99 ms"]) for r in rows]},
+    )
+    ax.set_ylabel("밀리초")
+    ax.set_title("추가가 끝난 뒤 구독자가 이벤트를 받기까지", fontsize=11)
+
+
+def _replay(rows: list[dict[str, str]], fig: Any) -> None:
+    ax = fig.subplots()
+    _bars(
+        ax,
+        [r["events in stream"] for r in rows],
+        {
+            "전체 재생": [number(r["full replay ms"]) for r in rows],
+            "스냅샷 100개마다(최악의 경우)": [number(r["tail replay ms"]) for r in rows],
+        },
+    )
+    ax.set_yscale("log")
+    ax.set_ylabel("밀리초(로그 눈금)")
+    ax.set_xlabel("스트림의 이벤트 수")
+    ax.set_title("엔터티 하나 불러오기: read_stream + 폴드", fontsize=11)
+
+
+def _storage(rows: list[dict[str, str]], fig: Any) -> None:
+    ax = fig.subplots()
+    crud = "CRUD table MiB (1,000 rows)"
+    _bars(
+        ax,
+        [WORDS.get(r["payload"], r["payload"]) for r in rows],
+        {
+            "이벤트 저장소: 이벤트당 바이트": [number(r["total B/event"]) for r in rows],
+            "CRUD: 이벤트 하나 분량의 상태 바이트": [
+                number(r[crud]) * 1024 * 1024 / number(r["events"]) for r in rows
+            ],
+        },
+    )
+    ax.set_ylabel("바이트")
+    ax.set_title(f"이벤트 {rows[0]['events']}개, 스트림마다 10개", fontsize=11)
+
+
+def _upcast(rows: list[dict[str, str]], fig: Any) -> None:
+    ax = fig.subplots()
+    labels = ["스키마 2\n업캐스터 없음", "스키마 2\n업캐스터 통과", "스키마 1\n업캐스터 통과"]
+    _bars(ax, labels, {"재생 ms": [number(r["replay ms"]) for r in rows]})
+    ax.set_ylabel("밀리초")
+    ax.set_title("이벤트 10,000개의 read_stream + 폴드", fontsize=11)
+
+
+CHARTS: dict[str, tuple[tuple[float, float], Callable[[list[dict[str, str]], Any], None]]] = {
+    "contention": ((10, 3.8), _contention),
+    "lag": ((7.5, 3.6), _lag),
+    "replay": ((7.5, 3.6), _replay),
+    "storage": ((7.5, 3.6), _storage),
+    "upcast": ((7.5, 3.6), _upcast),
+}
+
+
+def chart_twin_path(report: Path) -> Path:
+    """docs/assets/evaluation/x.md -> docs/assets/evaluation/x.ko.png."""
+    return report.with_name(report.stem + ".ko.png")
+
+
+def write_chart_twin(report: Path) -> Path | None:
+    """Draw the Korean chart of a report from its table, if the report has a chart."""
+    if report.stem not in CHARTS:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["font.family"] = korean_font()
+    plt.rcParams["axes.unicode_minus"] = False
+    size, draw = CHARTS[report.stem]
+    fig = plt.figure(figsize=size, dpi=110)
+    draw(table_rows(report), fig)
+    fig.tight_layout()
+    out = chart_twin_path(report)
+    fig.savefig(out, metadata={"Software": None})
+    plt.close(fig)
+    return out
 
 
 if __name__ == "__main__":

@@ -65,3 +65,27 @@ def test_the_korean_page_includes_the_twins_and_the_english_page_the_tables() ->
         if f'"{rel}"' in en:
             assert f'"{evaluation_ko.twin_path(report).relative_to(ROOT).as_posix()}"' in ko
             assert f'"{rel}"' not in ko, f"the Korean page still includes the English {report.name}"
+
+
+@pytest.mark.parametrize("report", REPORTS, ids=lambda p: p.name)
+def test_the_korean_page_shows_the_korean_chart(report: Path) -> None:
+    english_chart = report.with_suffix(".png")
+    if not english_chart.is_file():
+        return
+    korean_chart = evaluation_ko.chart_twin_path(report)
+    assert korean_chart.is_file(), f"{korean_chart.name} is missing: python bench/evaluation_ko.py"
+    ko = (ROOT / "docs" / "ko" / "evaluation.md").read_text(encoding="utf-8")
+    assert f"assets/evaluation/{korean_chart.name})" in ko
+    assert f"assets/evaluation/{english_chart.name})" not in ko, f"the Korean page shows {english_chart.name}"
+
+
+def test_the_korean_charts_are_drawn_from_the_tables_as_they_are(tmp_path: Path) -> None:
+    # Redraw one chart into a scratch copy: it must work from the committed table alone.
+    report = next(p for p in REPORTS if p.stem == "lag")
+    copy = tmp_path / report.name
+    copy.write_text(report.read_text(encoding="utf-8"), encoding="utf-8")
+    try:
+        out = evaluation_ko.write_chart_twin(copy)
+    except RuntimeError as missing_font:  # pragma: no cover - depends on the machine
+        pytest.skip(str(missing_font))
+    assert out is not None and out.stat().st_size > 5_000
