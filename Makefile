@@ -94,7 +94,7 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict -d build/site
 
 docs-serve: $(STAMP)
-	$(BIN)/mkdocs serve
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # Rehearses the Kubernetes topology on this machine: APIs, workers and faults (about 75 s).
 cluster-sim: $(STAMP)

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from _common import BenchServer, machine_info, markdown_table
+from evaluation_ko import write_twin
 from ilji.store.migrate import migrate
 
 #: Where the Markdown tables and charts go (the guide includes them from here).
@@ -78,7 +79,8 @@ def report(
     chart: Callable[[Path], None] | None = None,
     notes: Sequence[str] = (),
 ) -> None:
-    """Print the table; unless --no-write, write `<name>.md` (machine + table) and `<name>.png`."""
+    """Print the table; unless --no-write, write `<name>.md` (machine + table), its Korean twin
+    `<name>.ko.md` (bench/evaluation_ko.py) and `<name>.png`."""
     table = markdown_table(headers, rows, right)
     info = machine_info()
     machine = [
@@ -98,6 +100,7 @@ def report(
         return
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.md").write_text(text, encoding="utf-8")
+    write_twin(args.out / f"{name}.md")  # the Korean guide's copy, <name>.ko.md
     if chart is not None:
         chart(args.out / f"{name}.png")
     print(f"wrote {args.out / (name + '.md')}" + (f" and {name}.png" if chart else ""))

@@ -6,6 +6,8 @@ Ilji's embedded PostgreSQL when that is not set.
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -69,6 +71,23 @@ async def visit(client: httpx.AsyncClient) -> None:
 
 
 # --8<-- [end:visit]
+
+
+# --8<-- [start:production]
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Opened once per server process, closed on shutdown. Migrations are a release step
+    # (`ilji migrate`), not something every replica does as it starts.
+    async with open_runtime(load_settings(), run_migrations=False) as runtime:
+        app.include_router(command_routes(runtime.store))
+        app.include_router(query_routes(runtime.store))
+        yield
+
+
+# For `uvicorn tutorial_app:app`: the same routes as create_app, on a store of its own.
+app = FastAPI(title="Library", lifespan=lifespan)
+# --8<-- [end:production]
+
 
 if __name__ == "__main__":
     asyncio.run(main())

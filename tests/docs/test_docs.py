@@ -11,7 +11,9 @@ import importlib.util
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -99,20 +101,92 @@ def test_no_absolute_links_or_machine_paths() -> None:
             assert local not in text, f"{page.relative_to(ROOT)} mentions a path of one machine: {local}"
 
 
-@pytest.mark.skipif(
+DOCS_TOOLS = pytest.mark.skipif(
     importlib.util.find_spec("mkdocs") is None or importlib.util.find_spec("mkdocs_static_i18n") is None,
     reason="the docs tools are not installed: pip install -e '.[docs]'",
 )
-def test_mkdocs_build_strict_passes(tmp_path: Path) -> None:
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The guide built as CI builds it: `mkdocs build --strict` into a fresh directory."""
+    out = tmp_path_factory.mktemp("site") / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@DOCS_TOOLS
+def test_mkdocs_build_strict_passes(site: Path) -> None:
     for lang_dir in ("", "ko/"):
-        assert (tmp_path / "site" / lang_dir / "evaluation" / "index.html").is_file()
-    assert (tmp_path / "site" / "assets" / "evaluation" / "contention.png").is_file()
+        assert (site / lang_dir / "evaluation" / "index.html").is_file()
+    assert (site / "assets" / "evaluation" / "contention.png").is_file()
+
+
+class _Links(HTMLParser):
+    """Collects every href and src of a page, and the ids its elements carry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src") and value is not None:
+                self.urls.append(value)
+            elif name in ("id", "name") and value:
+                self.ids.add(value)
+
+
+def parse(page: Path) -> _Links:
+    parser = _Links()
+    parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+    return parser
+
+
+def dead_links(site: Path) -> list[str]:
+    """Every internal href/src of the built site whose file (or #anchor) does not exist."""
+    parsed: dict[Path, _Links] = {}
+    dead = []
+    for page in sorted(site.rglob("*.html")):
+        links = parsed.setdefault(page, parse(page))
+        for url in links.urls:
+            parts = urlsplit(url)
+            if parts.scheme or parts.netloc or url.startswith(("mailto:", "data:", "javascript:")):
+                continue
+            path = unquote(parts.path)
+            # The 404 page and the language switch use site-absolute URLs (the site is served at /).
+            base = site if path.startswith("/") else page.parent
+            target = page if not path else (base / path.lstrip("/")).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.is_file() or site.resolve() not in target.resolve().parents:
+                dead.append(f"{page.relative_to(site)}: {url}")
+                continue
+            fragment = unquote(parts.fragment)
+            if fragment and target.suffix == ".html":
+                ids = parsed.setdefault(target, parse(target)).ids
+                if fragment not in ids:
+                    dead.append(f"{page.relative_to(site)}: {url} (no id {fragment!r})")
+    return dead
+
+
+@DOCS_TOOLS
+def test_the_built_site_has_no_dead_links(site: Path) -> None:
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 40, "the site lost its pages"
+    # The checker itself finds what it should: a link to nowhere, and one to a missing anchor.
+    dead = dead_links(site)
+    probe = site / "probe-dead-links.html"
+    probe.write_text('<a href="nowhere/">x</a><a href="index.html#no-such-heading">y</a>', encoding="utf-8")
+    assert len(set(dead_links(site)) - set(dead)) == 2
+    probe.unlink()
+    assert not dead, f"{len(dead)} dead links in the built site:\n" + "\n".join(dead)

@@ -128,5 +128,5 @@ def test_a_malformed_allowed_host_is_refused_before_starting(value: str) -> None
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "allowed_hosts" in result.stderr
+    assert "--allowed-hosts" in result.stderr
     assert "Traceback" not in result.stderr
