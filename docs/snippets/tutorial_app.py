@@ -78,7 +78,7 @@ async def visit(client: httpx.AsyncClient) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Opened once per server process, closed on shutdown. Migrations are a release step
     # (`ilji migrate`), not something every replica does as it starts.
-    async with open_runtime(load_settings(), run_migrations=False) as runtime:
+    async with open_runtime(load_settings(), schema="check") as runtime:
         app.include_router(command_routes(runtime.store))
         app.include_router(query_routes(runtime.store))
         yield
