@@ -105,6 +105,17 @@ class Settings(BaseSettings):
     )
     tls_key: Path | None = Field(default=None, description="PEM private key for `tls_cert`")
 
+    # -- the relay (`ilji relay run`) ----------------------------------------------------
+    relay_nats_url: str | None = Field(
+        default=None,
+        repr=False,  # may hold credentials: nats://user:password@host:4222
+        description="NATS URL the relay publishes to (credentials may be part of it)",
+    )
+    relay_stream: str = Field(default="ILJI", description="JetStream stream of the relay's subjects")
+    relay_port: int = Field(
+        default=9108, ge=0, le=65535, description="port of the relay's /metrics, /healthz and /readyz"
+    )
+
     examples: tuple[str, ...] = Field(
         default=(), description="example domains whose HTTP routes `ilji serve` mounts"
     )
