@@ -258,3 +258,33 @@ async def test_broker_down_waits_shows_lag_and_catches_up(
     messages = await stored_messages(nats_server.url, "TESTS")
     assert [json.loads(m.data)["seats"] for m in messages] == [1, 2, 3]
     assert relay.metrics.unavailable._value.get() >= 1
+
+
+async def test_the_conference_publishes_a_stable_seats_reserved_v1(
+    store: PostgresEventStore, database_url: str, nats_server: NatsServer
+) -> None:
+    from examples.conference.integration import integration
+
+    conference = f"conference-{uuid.uuid4().hex[:8]}"
+    # Schema 1 (`seats`) written by older code, schema 2 (`quantity`) by today's.
+    last = await store.append(
+        conference,
+        [
+            NewEvent("ConferenceCreated", {"name": "PyCon KR", "seats": 10}, {"schema_version": 1}),
+            NewEvent("SeatsReserved", {"reservation_id": "r1", "seats": 2}, {"schema_version": 1}),
+            NewEvent("SeatsReserved", {"reservation_id": "r2", "quantity": 3}, {"schema_version": 2}),
+            NewEvent("ReservationCancelled", {"reservation_id": "r1", "quantity": 2}),
+        ],
+    )
+    async with running(Relay(integration, config(database_url, nats_server.url))):
+        await wait_for_position(store, "conference_relay", last.last_position, timeout=20)
+    messages = await stored_messages(nats_server.url, "TESTS")
+    cid = conference.split("-", 1)[1]
+    assert [(m.subject, json.loads(m.data)) for m in messages] == [
+        ("ilji.conference.SeatsReserved.v1", {"conference_id": cid, "reservation_id": "r1", "seats": 2}),
+        ("ilji.conference.SeatsReserved.v1", {"conference_id": cid, "reservation_id": "r2", "seats": 3}),
+        (
+            "ilji.conference.ReservationCancelled.v1",
+            {"conference_id": cid, "reservation_id": "r1", "seats": 2},
+        ),
+    ]
