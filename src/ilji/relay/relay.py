@@ -204,7 +204,10 @@ def load_integration(spec: str) -> IntegrationEvents:
     except (ImportError, AttributeError) as exc:
         raise ValidationError("mapping", f"cannot load {spec!r}: {exc}") from None
     if callable(target) and not isinstance(target, IntegrationEvents):
-        target = target()
+        try:
+            target = target()
+        except TypeError as exc:  # a function that is not a factory (it wants arguments)
+            raise ValidationError("mapping", f"{spec!r} is not an IntegrationEvents factory: {exc}") from None
     if not isinstance(target, IntegrationEvents):
         raise ValidationError("mapping", f"{spec!r} is not an IntegrationEvents or a factory of one")
     return target
