@@ -28,7 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
-from ilji.relay.errors import BrokerUnavailable, PublishRejected
+from ilji.relay.errors import BrokerUnavailable, PublishRejected, RelayError
 from ilji.relay.mapping import OutgoingMessage
 
 log = logging.getLogger("ilji.relay")
@@ -205,6 +205,9 @@ class Broker:
         try:
             await js.add_stream(config)
         except Exception as exc:
-            raise translate(exc) from exc
+            error = translate(exc)
+            if isinstance(error, BrokerUnavailable):
+                raise error from exc
+            raise RelayError(f"cannot create JetStream stream {name!r}: {exc}") from exc
         log.info("created JetStream stream", extra={"stream": name, "subjects": list(subjects)})
         return True
