@@ -146,7 +146,10 @@ class Broker:
         self.connections += 1
         self.last_error = None
         self._connected.set()
-        log.info("connected to NATS", extra={"server": nc.connected_url.netloc if nc.connected_url else None})
+        url = nc.connected_url
+        # hostname:port only: the URL's user part may hold the credentials.
+        where = f"{url.hostname}:{url.port}" if url is not None else None
+        log.info("connected to NATS", extra={"server": where})
 
     async def _drop(self) -> None:
         nc, self._nc, self._js = self._nc, None, None

@@ -17,7 +17,10 @@ halfway; different streams of a batch are published concurrently (their relative
 not a promise: partitions already interleave them).
 
 The relay's transaction stays read-only until the checkpoint update, so waiting for the
-broker holds no transaction id (which would hold back the global log's visible bound).
+broker holds no transaction id (which would hold back the global log's visible bound). It is
+open, though, and PostgreSQL ends a transaction idle for twice the lease TTL: a batch must be
+published within that time, which is why the default batch (200) is smaller than a
+projection's and why an acknowledgement waits at most the lease TTL.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import logging
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
+
+from nats.js import JetStreamContext
 
 from ilji.domain.events import RecordedEvent
 from ilji.projections import Connection, Context, Projection
@@ -87,7 +92,7 @@ class RelayProjection(Projection):
             )
         raise unavailable[0] if unavailable else failures[0]
 
-    async def _publish_in_order(self, js: Any, messages: list[OutgoingMessage]) -> None:
+    async def _publish_in_order(self, js: JetStreamContext, messages: list[OutgoingMessage]) -> None:
         for message in messages:
             duplicate = await self.broker.publish(js, message, self.jetstream_stream)
             if duplicate:
