@@ -4,7 +4,8 @@ JetStream stream compared with the mapped events: none missing, none twice, orde
 A real `nats-server -js` and real relay processes (the CLI). Each relay is killed once it is
 publishing (the stream grows), at a random moment, so kills land between a publish and its
 acknowledgement, and between the acknowledgement and the checkpoint commit; the next relay
-(same relay id: it takes the lease back at once) republishes from the checkpoint, and
+(alternating relay ids: a new id waits for the killed relay's leases to expire, the same id
+takes them back at once) republishes from the checkpoint, and
 JetStream drops the copies by their `Nats-Msg-Id`. A last relay catches up with the head.
 """
 
@@ -47,7 +48,9 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-def spawn_relay(database_url: str, nats_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def spawn_relay(
+    database_url: str, nats_url: str, port: int, log: Path, relay_id: str
+) -> subprocess.Popen[bytes]:
     """`ilji relay run` as a real process."""
     args = [
         sys.executable, "-m", "ilji.cli", "relay", "run",
@@ -55,7 +58,7 @@ def spawn_relay(database_url: str, nats_url: str, port: int, log: Path) -> subpr
         "--nats-url", nats_url,
         "--stream", STREAM,
         "--create-stream",
-        "--relay-id", "relay-e2e",
+        "--relay-id", relay_id,
         "--lease-ttl", "1",
         "--poll-interval", "0.05",
         "--port", str(port),
@@ -117,10 +120,12 @@ async def test_relay_sigkilled_mid_publish_loses_and_duplicates_nothing(
     nc = await nats.connect(nats_server.url)
     dropped = 0
     try:
-        for _ in range(KILLS):
+        for kill_number in range(KILLS):
             before = await stream_count(nc)
             port = free_port()
-            proc = spawn_relay(database_url, nats_server.url, port, log)
+            # Alternate ids: a restart under the same id takes its leases back at once (new
+            # fencing token); another relay must wait until the killed one's leases expire.
+            proc = spawn_relay(database_url, nats_server.url, port, log, f"relay-{kill_number % 2}")
             # Publishing now: the stream grows. Then a random moment inside the flow.
             for _ in range(600):
                 if await stream_count(nc) > before + 30 or proc.poll() is not None:
@@ -135,7 +140,7 @@ async def test_relay_sigkilled_mid_publish_loses_and_duplicates_nothing(
         await appender
         target = head(database_url)
         port = free_port()
-        last = spawn_relay(database_url, nats_server.url, port, log)
+        last = spawn_relay(database_url, nats_server.url, port, log, "relay-last")
         try:
             for _ in range(1500):
                 if min(position_of(database_url, "relay_e2e", p) for p in (0, 1)) >= target:

@@ -288,3 +288,16 @@ async def test_the_conference_publishes_a_stable_seats_reserved_v1(
             {"conference_id": cid, "reservation_id": "r1", "seats": 2},
         ),
     ]
+
+
+async def test_a_subject_no_stream_takes_is_parked_not_lost(
+    store: PostgresEventStore, database_url: str, nats_server: NatsServer
+) -> None:
+    cat = category()
+    last = await store.append(f"{cat}-1", [NewEvent("SeatsReserved", {"quantity": 1})])
+    settings = config(database_url, nats_server.url, jetstream_stream="NOWHERE", create_stream=False)
+    async with running(Relay(seats_mapping(cat, "relay_nowhere"), settings)):
+        await wait_for_position(store, "relay_nowhere", last.last_position, timeout=30)
+    (parked,) = await list_parked(store, "relay_nowhere")
+    assert parked.position == last.last_position
+    assert "no JetStream stream takes this subject" in parked.error
