@@ -89,8 +89,8 @@ async def serve_http(host: str, port: int, metrics: RelayMetrics, ready: Probe) 
         try:
             request = await asyncio.wait_for(reader.readline(), 5.0)
             # Read (and ignore) the headers, so the client sees its request consumed.
-            while (line := await asyncio.wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
-                del line
+            while await asyncio.wait_for(reader.readline(), 5.0) not in (b"\r\n", b"\n", b""):
+                continue
             parts = request.decode("latin-1").split()
             method, path = (parts[0], parts[1].split("?")[0]) if len(parts) >= 2 else ("", "")
             if method not in ("GET", "HEAD"):

@@ -115,7 +115,7 @@ class Relay:
                 server = await serve_http(config.host, config.port, self.metrics, self.ready)
                 self.port = server.sockets[0].getsockname()[1]
             async with asyncio.TaskGroup() as group:
-                broker = group.create_task(self.broker.run(), name="nats connection")
+                group.create_task(self.broker.run(), name="nats connection")
                 status = group.create_task(self._status_loop(store), name="relay status")
                 try:
                     if config.create_stream:
@@ -133,7 +133,6 @@ class Relay:
                 finally:
                     await self.broker.stop()
                     status.cancel()
-                del broker
         finally:
             if server is not None:
                 server.close()
