@@ -1238,6 +1238,123 @@ def streams_scavenge_command(
     _with_runtime(settings, body)
 
 
+# -- ilji relay: integration events to NATS JetStream (src/ilji/relay, the `relay` extra) ----
+
+relay_app = typer.Typer(help="Publish integration events to NATS JetStream.", no_args_is_help=True)
+app.add_typer(relay_app, name="relay")
+
+
+@relay_app.command("run")
+def relay_run_command(
+    mapping: Annotated[
+        str, typer.Option("--mapping", "-m", help="module:attribute of an IntegrationEvents (or a factory).")
+    ],
+    nats_url: Annotated[
+        str | None, typer.Option("--nats-url", help="NATS URL (env ILJI_RELAY_NATS_URL).", show_default=False)
+    ] = None,
+    stream: Annotated[
+        str | None, typer.Option("--stream", help="JetStream stream (env ILJI_RELAY_STREAM, default ILJI).")
+    ] = None,
+    create_stream: Annotated[
+        bool, typer.Option("--create-stream", help="Create the JetStream stream if it does not exist.")
+    ] = False,
+    relay_id: Annotated[
+        str | None, typer.Option("--relay-id", help="This relay's name (default host:pid:random).")
+    ] = None,
+    lease_ttl: Annotated[float, typer.Option("--lease-ttl", min=0.5, help="Lease TTL, seconds.")] = 5.0,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.01, help="Seconds between polls when idle.")
+    ] = 1.0,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port of /metrics, /healthz, /readyz (env ILJI_RELAY_PORT).")
+    ] = None,
+    listen_url: Annotated[
+        str | None, typer.Option("--listen-url", help="Direct PostgreSQL URL for LISTEN (behind a pooler).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Publish mapped events until SIGTERM/SIGINT; several relays share the work through leases."""
+    settings = _settings(database_url, data_dir)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        from ilji.relay import Relay, RelayConfig, load_integration
+    except ImportError as exc:
+        err.print(f"[red]error:[/red] the relay needs its extra: pip install 'ilji\\[relay]' ({exc})")
+        raise typer.Exit(EXIT_INVALID) from None
+    url = nats_url or settings.relay_nats_url
+    if not url:
+        err.print("[red]error:[/red] no NATS URL: give --nats-url or set ILJI_RELAY_NATS_URL")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        integration = load_integration(mapping)
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+
+    async def body(runtime: Runtime) -> None:
+        relay = Relay(
+            integration,
+            RelayConfig(
+                database_url=runtime.url,
+                nats_url=url,
+                jetstream_stream=stream or settings.relay_stream,
+                create_stream=create_stream,
+                relay_id=relay_id,
+                lease_ttl=lease_ttl,
+                poll_interval=poll_interval,
+                host=settings.host,
+                port=settings.relay_port if port is None else port,
+                listen_url=listen_url,
+            ),
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: loop.create_task(relay.stop()))
+        await relay.run()
+
+    _with_runtime(settings, body)
+
+
+@relay_app.command("status")
+def relay_status_command(
+    name: Annotated[str, typer.Argument(help="The relay's name (IntegrationEvents.name).")] = "relay",
+    json_output: JsonOutput = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Checkpoint, lag (events and seconds), owner, state and parked events of each partition."""
+    settings = _settings(database_url, data_dir)
+
+    async def body(runtime: Runtime) -> None:
+        try:
+            (st,) = await projections_admin.status(runtime.store, name)
+        except ProjectionNotFound:
+            err.print(f"[red]error:[/red] relay {name!r} never ran on this database", highlight=False)
+            raise typer.Exit(EXIT_NOT_FOUND) from None
+        if json_output:
+            _print_json(_jsonable(st))
+            return
+        table = Table("part", "state", "checkpoint", "behind", "lag s", "owner", "parked", "error")
+        for p in st.partitions:
+            state = "paused" if st.paused else p.state
+            table.add_row(
+                f"{p.partition}/{p.partitions}",
+                state,
+                str(p.checkpoint),
+                f"{p.events_behind:,}{'+' if p.events_behind_capped else ''}",
+                f"{p.lag_seconds:.1f}",
+                p.owner or "–",
+                str(p.parked),
+                p.error or "",
+                style="red" if p.state == "failed" else None,
+            )
+        out.print(table)
+        if st.parked:
+            out.print(f"parked: `ilji projections parked {name}`, then `ilji projections replay {name}`")
+
+    _with_runtime(settings, body)
+
+
 def main() -> None:
     """Entry point of the `ilji` console script."""
     with contextlib.suppress(BrokenPipeError):

@@ -131,6 +131,17 @@ class Settings(BaseSettings):
     )
     tls_key: Path | None = Field(default=None, description="PEM private key of the TLS certificate")
 
+    # -- the relay (`ilji relay run`) ----------------------------------------------------
+    relay_nats_url: str | None = Field(
+        default=None,
+        repr=False,  # may hold credentials: nats://user:password@host:4222
+        description="NATS URL the relay publishes to (credentials may be part of it)",
+    )
+    relay_stream: str = Field(default="ILJI", description="JetStream stream of the relay's subjects")
+    relay_port: int = Field(
+        default=9108, ge=0, le=65535, description="port of the relay's /metrics, /healthz and /readyz"
+    )
+
     # NoDecode: the variable is a plain comma-separated list ("conference,ships"), not JSON.
     examples: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
