@@ -1275,7 +1275,7 @@ def relay_run_command(
     data_dir: DataDir = None,
 ) -> None:
     """Publish mapped events until SIGTERM/SIGINT; several relays share the work through leases."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
     configure_logging(settings.log_format, settings.log_level)
     try:
         from ilji.relay import Relay, RelayConfig, load_integration
@@ -1312,7 +1312,7 @@ def relay_run_command(
             loop.add_signal_handler(sig, lambda: loop.create_task(relay.stop()))
         await relay.run()
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="embedded")
 
 
 @relay_app.command("status")
@@ -1323,7 +1323,7 @@ def relay_status_command(
     data_dir: DataDir = None,
 ) -> None:
     """Checkpoint, lag (events and seconds), owner, state and parked events of each partition."""
-    settings = _settings(database_url, data_dir)
+    settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
         try:
@@ -1352,7 +1352,7 @@ def relay_status_command(
         if st.parked:
             out.print(f"parked: `ilji projections parked {name}`, then `ilji projections replay {name}`")
 
-    _with_runtime(settings, body)
+    _with_runtime(settings, body, schema="read")
 
 
 def main() -> None:
