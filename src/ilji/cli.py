@@ -328,6 +328,7 @@ def info_command(
             "events": info.events,
             "last_position": info.last_position,
             "oldest_open_transaction_seconds": round(oldest, 3),
+            "group_commit": "on" if runtime.store.group_commit else "off",
         }
         if json_output:
             _print_json(data)

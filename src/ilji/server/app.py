@@ -203,7 +203,10 @@ def create_app(
     app.state.drain = drain
     app.state.sse_slots = SseSlots(settings.max_sse_connections)
     app.state.views = views if views is not None else DomainViews()
-    metrics = Metrics(lambda: app.state.store.pool if app.state.store is not None else None)
+    metrics = Metrics(
+        lambda: app.state.store.pool if app.state.store is not None else None,
+        lambda: getattr(app.state.store, "group_commit", None),
+    )
     app.state.metrics = metrics
     problems.install(app)
     add_routes(app, auth=tokens.enabled)

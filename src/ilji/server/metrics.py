@@ -14,6 +14,7 @@ most one monitor interval, `ILJI_MONITOR_INTERVAL`).
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,13 +22,14 @@ from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ilji.projections import admin
 from ilji.store.errors import translate
+from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
 access_log = logging.getLogger("ilji.server.access")
@@ -36,6 +38,7 @@ log = logging.getLogger("ilji.server")
 PROJECTION_LOOP = "projection_metrics"
 
 PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
+GroupGetter = Callable[[], GroupCommitter | None]
 
 # psycopg_pool statistics: levels are gauges, running totals are counters.
 _POOL_GAUGES = {
@@ -73,6 +76,36 @@ class _PoolCollector(Collector):
             counter = CounterMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             counter.add_metric([], float(stats.get(key, 0)))
             yield counter
+
+
+class _GroupCommitCollector(Collector):
+    """The store's group commit histograms, read at scrape time (empty when grouping is off)."""
+
+    def __init__(self, group: GroupGetter) -> None:
+        self._group = group
+
+    def collect(self) -> Iterator[Metric]:
+        """Group sizes and queueing waits, as the committer counted them."""
+        group = self._group()
+        if group is None:
+            return
+        yield _histogram("ilji_append_group_size", "Appends written together by one statement.", group.sizes)
+        yield _histogram(
+            "ilji_append_group_wait_seconds",
+            "Time an append queued behind the group in flight before its own group was sent.",
+            group.waits,
+        )
+
+
+def _histogram(name: str, doc: str, distribution: Distribution) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc)
+    # Bounds written as prometheus_client writes its own histograms' (1.0, +Inf).
+    buckets = [
+        ("+Inf" if math.isinf(bound) else repr(float(bound)), float(count))
+        for bound, count in distribution.cumulative()
+    ]
+    family.add_metric([], buckets, sum_value=distribution.sum)
+    return family
 
 
 _PARTITION_LABELS = ["projection", "version", "partition"]
@@ -136,7 +169,7 @@ class _ProjectionCollector(Collector):
 class Metrics:
     """Every metric the server exposes at /metrics."""
 
-    def __init__(self, pool: PoolGetter) -> None:
+    def __init__(self, pool: PoolGetter, group: GroupGetter = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -185,6 +218,7 @@ class Metrics:
             registry=r,
         )
         r.register(_PoolCollector(pool))
+        r.register(_GroupCommitCollector(group))
         self.projections = _ProjectionCollector()
         r.register(self.projections)
 

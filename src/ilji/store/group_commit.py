@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -178,13 +179,13 @@ class Distribution:
         self.sum += value
         self.count += 1
 
-    def cumulative(self) -> list[tuple[str, float]]:
-        """(upper bound, observations at or below it) pairs, ending with `+Inf`."""
-        pairs: list[tuple[str, float]] = []
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations at or below it) pairs, ending with infinity."""
+        pairs: list[tuple[float, int]] = []
         running = 0
-        for bound, count in zip((*(str(b) for b in self.bounds), "+Inf"), self.counts, strict=True):
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
             running += count
-            pairs.append((bound, float(running)))
+            pairs.append((bound, running))
         return pairs
 
 
