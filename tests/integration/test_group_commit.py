@@ -1,10 +1,11 @@
 """Group commit: concurrent appends share transactions, and each caller keeps its own contract.
 
 Groups are observed through positions: an event's position is its transaction id shifted left
-by 12 bits plus its index, so `position >> 12` tells which appends shared a transaction. While
-one group is in flight, every append started meanwhile waits and goes with the next group, so
-appends started together by `asyncio.gather` (the first goes alone at once) form one group,
-whatever the machine's speed.
+by 12 bits plus its index, so `position >> 12` tells which appends shared a transaction. A group
+forms one event-loop turn after the first append of it arrives, so appends started together by
+`asyncio.gather` go as one group, whatever the machine's speed, when one group may be in flight
+at a time (`max_in_flight = 1`, set by the `grouped` fixture; the default shares a big queue out
+among several groups).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from ilji.domain.events import POSITION_SHIFT
 @pytest.fixture
 async def grouped(database_url: str) -> AsyncIterator[PostgresEventStore]:
     s = await PostgresEventStore.open(database_url, max_size=6)
+    assert s.group_commit is not None
+    s.group_commit.max_in_flight = 1
     try:
         yield s
     finally:
@@ -56,7 +59,6 @@ async def test_concurrent_appends_share_transactions(grouped: PostgresEventStore
     streams = [name() for _ in range(40)]
     results = await asyncio.gather(*(grouped.append(s, [NewEvent("Tick", {"s": s})]) for s in streams))
     transactions = {xid(r.first_position) for r in results}
-    # The first append goes alone, the 39 started while it was in flight go as one group.
     assert len(transactions) < len(streams) / 4, transactions
     for s, r in zip(streams, results, strict=True):
         assert r.first_version == 1
@@ -67,6 +69,16 @@ async def test_concurrent_appends_share_transactions(grouped: PostgresEventStore
     mine = [e.position for e in read if e.stream in set(streams)]
     assert sorted(mine) == mine == sorted(r.first_position for r in results)
     assert grouped.group_commit is not None and grouped.group_commit.sizes.count >= 1
+
+
+async def test_by_default_a_long_queue_is_shared_out_among_several_groups(database_url: str) -> None:
+    async with await PostgresEventStore.open(database_url, max_size=8) as store:
+        assert store.group_commit is not None and store.group_commit.max_in_flight > 1
+        streams = [name() for _ in range(64)]
+        results = await asyncio.gather(*(store.append(s, [NewEvent("Tick")]) for s in streams))
+        transactions = {xid(r.first_position) for r in results}
+        assert 1 < len(transactions) <= 16, transactions
+        assert [await store.stream_version(s) for s in streams] == [1] * len(streams)
 
 
 async def test_without_group_commit_each_append_is_its_own_transaction(database_url: str) -> None:
@@ -88,7 +100,7 @@ async def test_a_conflict_and_bad_input_leave_the_others_in_the_group_intact(
     good = [name() for _ in range(10)]
 
     calls: list[Awaitable[AppendResult]] = [
-        grouped.append(name(), [NewEvent("Opener")]),  # goes alone: the rest queue behind it
+        grouped.append(name(), [NewEvent("Opener")]),
         *(grouped.append(s, [NewEvent("Good", {"s": s})]) for s in good[:5]),
         grouped.append(taken, [NewEvent("Late")], 1),  # the stream is at version 2
         grouped.append(name(), [NewEvent("Bad", {"x": math.nan})]),  # refused before grouping
@@ -213,3 +225,16 @@ async def test_a_cancelled_caller_that_was_still_queued_stores_nothing(grouped: 
     with pytest.raises(asyncio.CancelledError):
         await queued
     assert await grouped.stream_version(queued_stream) == 0
+
+
+async def test_a_big_batch_skips_the_queue_but_not_call_order(grouped: PostgresEventStore) -> None:
+    stream = name()
+    calls: list[Awaitable[AppendResult]] = [
+        grouped.append(stream, [NewEvent("Big", {"i": i}) for i in range(100)], NO_STREAM),
+        *(grouped.append(stream, [NewEvent("Small", {"i": i})]) for i in range(100, 110)),
+        grouped.append(stream, [NewEvent("Big", {"i": i}) for i in range(110, 210)], ANY),
+        *(grouped.append(stream, [NewEvent("Small", {"i": i})]) for i in range(210, 215)),
+    ]
+    await asyncio.gather(*calls)
+    events = await grouped.read_stream(stream, limit=1000)
+    assert [e.data["i"] for e in events] == list(range(215))

@@ -56,6 +56,18 @@ _APPEND_GROUP = sql.load("append_group")
 
 #: Positions per transaction: a group's events plus one unused index between its parts.
 POSITION_BUDGET = 1 << POSITION_SHIFT
+#: The most events a group takes (a larger part still goes, alone). Grouping pays off for
+#: small appends, whose cost is the round trip and the commit; a big batch has spread those
+#: already, and several go faster side by side on separate connections (PostgreSQL works on
+#: them in parallel) than one after the other in one statement.
+GROUP_EVENTS = 256
+#: A part of at least this many events skips the queue when nothing of its stream is queued or
+#: in flight: it has spread its round trip and commit over its events already.
+ALONE_EVENTS = 64
+#: Groups in flight at once, each on its own pool connection. The queue is shared out among
+#: the free ones (64 waiting appends and 4 free: 4 groups of 16), so PostgreSQL inserts them
+#: on several backends at once; their commits still share WAL flushes.
+MAX_IN_FLIGHT = 4
 
 #: Upper bounds of the group size histogram (appends per group).
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -212,13 +224,17 @@ class GroupCommitter:
         pool: AsyncConnectionPool[Connection],
         alone: Alone,
         *,
-        max_in_flight: int = 1,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        group_events: int = GROUP_EVENTS,
     ) -> None:
         self._pool = pool
         self._alone = alone
-        self._max_in_flight = max_in_flight
+        #: Groups in flight at once (1: every append waits for the group in flight).
+        self.max_in_flight = max_in_flight
+        self._group_events = group_events
         self._queue: list[_Waiting] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._forming = False  # a flight was launched and has not taken its group yet
         self._busy_streams: set[str] = set()
         self._busy_ids: set[uuid.UUID] = set()
         self.sizes = Distribution(SIZE_BUCKETS)
@@ -228,6 +244,8 @@ class GroupCommitter:
 
     async def append(self, part: Part) -> Outcome:
         """Write `part` with the next group; its own result, or its own error."""
+        if len(part.ids) >= ALONE_EVENTS and self._idle(part):
+            return await self._straight(part)
         waiting = _Waiting(part, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         self._launch()
@@ -235,18 +253,55 @@ class GroupCommitter:
         # group forms; already sent, its events may commit (see the module docstring).
         return await waiting.future
 
+    def _idle(self, part: Part) -> bool:
+        """Nothing of the part's stream (and none of its ids) is queued or in flight."""
+        return (
+            part.stream not in self._busy_streams
+            and self._busy_ids.isdisjoint(part.ids)
+            and all(w.part.stream != part.stream for w in self._queue)
+        )
+
+    async def _straight(self, part: Part) -> Outcome:
+        """A big part on its own statement right away; its stream counts as in flight meanwhile,
+        so a later append to it waits (call order)."""
+        self._busy_streams.add(part.stream)
+        self._busy_ids.update(part.ids)
+        try:
+            return await self._alone(part)
+        finally:
+            self._busy_streams.discard(part.stream)
+            self._busy_ids.difference_update(part.ids)
+            self._launch()
+
     async def close(self) -> None:
         """Wait for the queued and in-flight groups (each finished group sends the next)."""
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     def _launch(self) -> None:
-        while len(self._in_flight) < self._max_in_flight:
-            group = self._take()
-            if not group:
-                return
-            task = asyncio.get_running_loop().create_task(self._send(group), name="ilji group commit")
-            self._in_flight.add(task)
+        # A flight takes its group when it starts to run, one event-loop turn after it was
+        # launched: by then every append started in this turn (all the callers that a
+        # finished group has just woken, say) has queued and goes with it. A lone append
+        # waits that one turn, no timer.
+        if self._forming or len(self._in_flight) >= self.max_in_flight or not self._queue:
+            return
+        self._forming = True
+        task = asyncio.get_running_loop().create_task(self._flight(), name="ilji group commit")
+        self._in_flight.add(task)
+
+    async def _flight(self) -> None:
+        self._forming = False
+        group = self._take()
+        try:
+            if group:
+                self._launch()  # what this group could not take (budget), if more may fly
+                await self._send(group)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)
+        if group:
+            self._launch()
 
     def _take(self) -> list[_Waiting]:
         """The next group from the queue, in call order, within the position budget.
@@ -262,6 +317,10 @@ class GroupCommitter:
         streams: set[str] = set()
         ids: set[uuid.UUID] = set()
         used = -1  # the first part needs no gap before it
+        events = 0
+        queued = sum(len(w.part.ids) for w in self._queue if not w.future.done())
+        free = self.max_in_flight - len(self._in_flight) + 1  # this flight is counted in
+        budget = min(self._group_events, max(1, -(-queued // max(free, 1))))
         for waiting in self._queue:
             if waiting.future.done():  # its caller was cancelled
                 continue
@@ -271,6 +330,7 @@ class GroupCommitter:
                 part.stream in blocked
                 or (part.stream in streams and part.expected is not ANY)
                 or used + size > POSITION_BUDGET
+                or (group and events + len(part.ids) > budget)
                 or not ids.isdisjoint(part.ids)
                 or not self._busy_ids.isdisjoint(part.ids)
             ):
@@ -281,6 +341,7 @@ class GroupCommitter:
             streams.add(part.stream)
             ids.update(part.ids)
             used += size
+            events += len(part.ids)
         self._queue = kept
         self._busy_streams |= streams
         self._busy_ids |= ids
@@ -310,12 +371,8 @@ class GroupCommitter:
         for waiting in group:
             self._busy_streams.discard(waiting.part.stream)
             self._busy_ids.difference_update(waiting.part.ids)
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.discard(task)
         if cancelled is not None:
             raise cancelled
-        self._launch()
 
     async def _write(self, group: list[_Waiting]) -> list[Outcome | BaseException]:
         parts = [waiting.part for waiting in group]
