@@ -5,10 +5,12 @@ machine the commit, not the insert, sets the pace. When many callers append at o
 `GroupCommitter` sends their appends ("parts") together: one `append_group.sql` statement, one
 round trip, one commit, one WAL flush for all of them.
 
-There is no timer. An append that arrives while nothing is in flight is sent at once (alone,
-with the same single-append statement as without grouping, so a lone caller waits no longer
-than before). Appends that arrive while a group is in flight wait for it to finish and then go
-together as the next group. So groups grow exactly as large as the load makes them.
+There is no timer. An append that arrives while nothing is under way is sent at once, in its
+caller's task, with the same single-append statement as without grouping: a lone caller waits
+no longer than before. Appends that arrive while something is in flight queue; a group takes
+the queue one event-loop turn after it is launched (so callers woken together go together), and
+when a group finishes, the next takes what queued meanwhile. So groups grow exactly as large as
+the load makes them.
 
 Every caller keeps its own contract (docs/en/architecture.md, "Group commit"):
 
@@ -235,6 +237,7 @@ class GroupCommitter:
         self._queue: list[_Waiting] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._forming = False  # a flight was launched and has not taken its group yet
+        self._straights = 0  # parts written on their own right now (`_straight`)
         self._busy_streams: set[str] = set()
         self._busy_ids: set[uuid.UUID] = set()
         self.sizes = Distribution(SIZE_BUCKETS)
@@ -244,6 +247,12 @@ class GroupCommitter:
 
     async def append(self, part: Part) -> Outcome:
         """Write `part` with the next group; its own result, or its own error."""
+        if not (self._in_flight or self._queue or self._straights) and self._idle(part):
+            # Nothing else is under way: a lone append goes at once, in its own task.
+            self.groups += 1
+            self.sizes.observe(1)
+            self.waits.observe(0.0)
+            return await self._straight(part)
         if len(part.ids) >= ALONE_EVENTS and self._idle(part):
             return await self._straight(part)
         waiting = _Waiting(part, asyncio.get_running_loop().create_future())
@@ -262,13 +271,15 @@ class GroupCommitter:
         )
 
     async def _straight(self, part: Part) -> Outcome:
-        """A big part on its own statement right away; its stream counts as in flight meanwhile,
-        so a later append to it waits (call order)."""
+        """A lone or big part on its own statement right away; its stream counts as in flight
+        meanwhile, so a later append to it waits (call order)."""
         self._busy_streams.add(part.stream)
         self._busy_ids.update(part.ids)
+        self._straights += 1
         try:
             return await self._alone(part)
         finally:
+            self._straights -= 1
             self._busy_streams.discard(part.stream)
             self._busy_ids.difference_update(part.ids)
             self._launch()
