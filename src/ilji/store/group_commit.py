@@ -292,8 +292,7 @@ class GroupCommitter:
     def _launch(self) -> None:
         # A flight takes its group when it starts to run, one event-loop turn after it was
         # launched: by then every append started in this turn (all the callers that a
-        # finished group has just woken, say) has queued and goes with it. A lone append
-        # waits that one turn, no timer.
+        # finished group has just woken, say) has queued and goes with it. No timer.
         if self._forming or len(self._in_flight) >= self.max_in_flight or not self._queue:
             return
         self._forming = True
