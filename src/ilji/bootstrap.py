@@ -73,6 +73,7 @@ async def open_runtime(settings: Settings, *, schema: Schema = "embedded") -> As
             idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
             # Bounds how long a caller waits for a connection while the database is away.
             connect_timeout=settings.db_timeout,
+            group_commit=settings.group_commit,
         )
         try:
             yield Runtime(store=store, url=url, embedded=embedded)

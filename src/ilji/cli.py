@@ -486,6 +486,7 @@ def info_command(
             "oldest_open_transaction_seconds": round(oldest, 3),
             "prepared_transactions": info.prepared_transactions,
             "transaction_ids_left": ids_left,
+            "group_commit": "on" if runtime.store.group_commit else "off",
         }
         warnings = _info_warnings(info.prepared_transactions, ids_left)
         if json_output:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="largest encoded event (data+metadata+type) in bytes",
     )
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    group_commit: bool = Field(
+        default=True,
+        description="write concurrent appends of one process together: one statement and one "
+        "commit per group",
+    )
     log_format: Literal["console", "json"] = Field(
         default="console", description="log lines for people (console) or one JSON object a line (json)"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +143,16 @@ def test_quickstart_runs_on_its_own_embedded_postgres(tmp_path: Path) -> None:
     info = run("info", "--json", "--data-dir", str(data_dir), env=env, timeout=120)
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["events"] == 4
+
+
+def test_info_shows_whether_group_commit_is_on(db: list[str]) -> None:
+    on = run("info", "--json", *db)
+    assert on.returncode == 0, on.stderr
+    assert json.loads(on.stdout)["group_commit"] == "on"
+    env = {**os.environ, "ILJI_GROUP_COMMIT": "false"}
+    off = run("info", *db, env=env)
+    assert off.returncode == 0, off.stderr
+    assert re.search(r"group commit\s*│\s*off", off.stdout), off.stdout
 
 
 def test_migrate_reports_up_to_date(db: list[str]) -> None:

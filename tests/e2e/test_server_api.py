@@ -361,6 +361,9 @@ def test_metrics_count_requests_appends_and_conflicts(client: httpx.Client) -> N
         "ilji_db_requests_waiting",
         "ilji_oldest_transaction_age_seconds",
         'ilji_background_loop_runs_total{loop="database_monitor",outcome="ok"}',
+        # Group commit: both appends went as groups of one (nothing else was in flight).
+        'ilji_append_group_size_bucket{le="1.0"}',
+        "ilji_append_group_wait_seconds_count",
     ):
         assert name in text, name
 

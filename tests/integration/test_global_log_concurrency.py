@@ -17,31 +17,49 @@ import orjson
 import psycopg
 import pytest
 
-from ilji import NewEvent, PostgresEventStore
+from ilji import ANY, NewEvent, PostgresEventStore
 from ilji.store import sql
 from ilji.store.follow import follow_pages
+from ilji.store.group_commit import Part, write_parts
 
 APPEND_MANY = sql.load("append_many")
 
 
 async def slow_writer(url: str, category: str, appends: int, rng: random.Random) -> int:
-    """Append batches in explicit transactions held open for 0-20 ms before COMMIT."""
+    """Append batches in explicit transactions held open for 0-20 ms before COMMIT.
+
+    Every other transaction is a group statement of two or three parts (group commit's)."""
     written = 0
     async with await psycopg.AsyncConnection.connect(url) as conn:
         for i in range(appends):
             n = rng.randint(1, 3)
             async with conn.transaction():
-                await conn.execute(
-                    APPEND_MANY,
-                    {
-                        "stream": f"{category}-{rng.randint(1, 5)}-{uuid.uuid4().hex[:6]}",
-                        "expected": -1,
-                        "ids": [uuid.uuid4() for _ in range(n)],
-                        "types": ["Tick"] * n,
-                        "data": [orjson.dumps({"i": i}).decode()] * n,
-                        "metadata": ["{}"] * n,
-                    },
-                )
+                if i % 2:
+                    parts = [
+                        Part(
+                            f"{category}-{rng.randint(1, 5)}-{uuid.uuid4().hex[:6]}",
+                            ANY,
+                            [uuid.uuid4() for _ in range(n)],
+                            ["Tick"] * n,
+                            [orjson.dumps({"i": i}).decode()] * n,
+                            ["{}"] * n,
+                        )
+                        for _ in range(rng.randint(2, 3))
+                    ]
+                    await write_parts(conn, parts)
+                    n *= len(parts)
+                else:
+                    await conn.execute(
+                        APPEND_MANY,
+                        {
+                            "stream": f"{category}-{rng.randint(1, 5)}-{uuid.uuid4().hex[:6]}",
+                            "expected": -1,
+                            "ids": [uuid.uuid4() for _ in range(n)],
+                            "types": ["Tick"] * n,
+                            "data": [orjson.dumps({"i": i}).decode()] * n,
+                            "metadata": ["{}"] * n,
+                        },
+                    )
                 await asyncio.sleep(rng.random() * 0.02)
             written += n
     return written
@@ -81,7 +99,8 @@ async def run_once(url: str, seed: int) -> None:
                 await asyncio.sleep(rng.random() * 0.005)
             return count
 
-        totals = await asyncio.gather(*slow, fast_writer(), fast_writer())
+        # Six fast writers in one process: their appends go out as groups (group commit).
+        totals = await asyncio.gather(*slow, *(fast_writer() for _ in range(6)))
         # Give the follower time to catch up with the last commits, then stop it.
         for _ in range(200):
             if len(seen) >= sum(totals):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import platform
 import re
 import time
@@ -33,7 +34,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import ilji
 from ilji.projections import admin
 from ilji.store.errors import translate
+from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
 access_log = logging.getLogger("ilji.server.access")
@@ -59,6 +61,7 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
+GroupGetter = Callable[[], GroupCommitter | None]
 
 # psycopg_pool statistics: levels are gauges, running totals are counters.
 _POOL_GAUGES = {
@@ -112,6 +115,36 @@ class _PoolCollector(Collector):
             counter = CounterMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             counter.add_metric([], float(stats.get(key, 0)))
             yield counter
+
+
+class _GroupCommitCollector(Collector):
+    """The store's group commit histograms, read at scrape time (empty when grouping is off)."""
+
+    def __init__(self, group: GroupGetter) -> None:
+        self._group = group
+
+    def collect(self) -> Iterator[Metric]:
+        """Group sizes and queueing waits, as the committer counted them."""
+        group = self._group()
+        if group is None:
+            return
+        yield _histogram("ilji_append_group_size", "Appends written together by one statement.", group.sizes)
+        yield _histogram(
+            "ilji_append_group_wait_seconds",
+            "Time an append queued behind the group in flight before its own group was sent.",
+            group.waits,
+        )
+
+
+def _histogram(name: str, doc: str, distribution: Distribution) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc)
+    # Bounds written as prometheus_client writes its own histograms' (1.0, +Inf).
+    buckets = [
+        ("+Inf" if math.isinf(bound) else repr(float(bound)), float(count))
+        for bound, count in distribution.cumulative()
+    ]
+    family.add_metric([], buckets, sum_value=distribution.sum)
+    return family
 
 
 _PARTITION_LABELS = ["projection", "version", "partition"]
@@ -185,7 +218,7 @@ class _ProjectionCollector(Collector):
 class Metrics:
     """Every metric the server exposes at /metrics."""
 
-    def __init__(self, pool: PoolGetter) -> None:
+    def __init__(self, pool: PoolGetter, group: GroupGetter = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -243,6 +276,7 @@ class Metrics:
             registry=r,
         )
         r.register(_PoolCollector(pool))
+        r.register(_GroupCommitCollector(group))
         self.projections = _ProjectionCollector()
         r.register(self.projections)
 

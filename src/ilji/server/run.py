@@ -94,7 +94,7 @@ class AppFactory:
     def __call__(self) -> FastAPI:
         """Configure logging for this process and build its app."""
         _configure_logging(self.settings)
-        return create_app(self.settings, drain_on_signals=True)
+        return create_app(self.settings, drain_on_signals=True, tune_gc=True)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

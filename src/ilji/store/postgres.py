@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import starmap
 from typing import Any, NoReturn, TypeVar
 
 import orjson
@@ -24,10 +25,7 @@ from ilji.domain.errors import (
 )
 from ilji.domain.events import (
     ANY,
-    EXISTS,
     MAX_SAFE_POSITION,
-    NO_STREAM,
-    POSITION_SHIFT,
     TRANSACTION_ID_LIMIT,
     AppendResult,
     ExpectedVersion,
@@ -57,6 +55,7 @@ from ilji.store.audit import (
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
 from ilji.store.errors import translate
 from ilji.store.follow import Listener, Notifier, follow_pages
+from ilji.store.group_commit import GroupCommitter, Outcome, Part, Rejected, expected_code
 from ilji.store.lifecycle import (
     EVENTS_SCAVENGED,
     Change,
@@ -116,17 +115,6 @@ _SCAVENGE_ALLOW = sql.load("scavenge_allow")
 _SCAVENGE_BATCH = sql.load("scavenge_batch")
 
 
-def _expected_code(expected: ExpectedVersion) -> int:
-    if expected is ANY:
-        return -1
-    if expected is EXISTS:
-        return -2
-    if expected is NO_STREAM:
-        return 0
-    assert isinstance(expected, int)
-    return expected
-
-
 def _expected_label(expected: ExpectedVersion) -> int | str:
     return expected if isinstance(expected, int) else expected.value
 
@@ -173,6 +161,7 @@ class PostgresEventStore:
         notify: bool = True,
         poll_interval: float = 1.0,
         owns_pool: bool = True,
+        group_commit: bool = True,
     ) -> None:
         self.pool = pool
         self.conninfo = conninfo
@@ -181,6 +170,8 @@ class PostgresEventStore:
         self._owns_pool = owns_pool
         self._notifier = Notifier(pool) if notify else None
         self._listener: Listener | None = None
+        # Concurrent appends share statements and commits (docs/en/architecture.md).
+        self.group_commit = GroupCommitter(pool, self._append_alone) if group_commit else None
 
     @classmethod
     async def open(
@@ -194,8 +185,12 @@ class PostgresEventStore:
         poll_interval: float = 1.0,
         idle_in_transaction_timeout_ms: int = 60_000,
         connect_timeout: float = 10.0,
+        group_commit: bool = True,
     ) -> PostgresEventStore:
-        """Open a pool to `conninfo` (a PostgreSQL URL) and wait until it has a connection."""
+        """Open a pool to `conninfo` (a PostgreSQL URL) and wait until it has a connection.
+
+        `group_commit` (on by default) writes concurrent appends of this process together,
+        one statement and one commit per group."""
         # enable_bitmapscan=off: the planner cannot estimate the global log's visible bound
         # (a stable expression), guesses a handful of rows, and would read every row after
         # the cursor into a bitmap and sort it for each page. An ordered index scan stops
@@ -228,10 +223,13 @@ class PostgresEventStore:
             max_event_size=max_event_size,
             notify=notify,
             poll_interval=poll_interval,
+            group_commit=group_commit,
         )
 
     async def close(self) -> None:
-        """Stop background tasks and close the pool (if this store opened it)."""
+        """Finish the appends under way, stop background tasks, close the pool (if ours)."""
+        if self.group_commit:
+            await self.group_commit.close()
         if self._notifier:
             await self._notifier.close()
         if self._listener:
@@ -255,49 +253,74 @@ class PostgresEventStore:
     ) -> AppendResult:
         """Append `events` to `stream` atomically if the stream's version is as expected.
 
-        See `_append` for the errors."""
-        try:
-            return await self._append(stream, events, expected_version)
-        except _IdempotentRetry as retry:
-            return retry.result
-
-    async def _append(
-        self,
-        stream: str,
-        events: Sequence[NewEvent],
-        expected_version: ExpectedVersion = ANY,
-    ) -> AppendResult:
-        """Append `events` to `stream` atomically if the stream's version is as expected.
-
         Raises `WrongExpectedVersion` (with `expected` and `actual`), `DuplicateEventId` when
         an id is stored already and this is not an exact retry, `ValidationError` on bad
-        input and `StoreUnavailable` when the database cannot be reached.
+        input and `StoreUnavailable` when the database cannot be reached. With group commit,
+        concurrent calls share a statement; each still gets its own result or error.
         """
+        part = self._prepare(stream, events, expected_version)
+        outcome: Outcome
+        if self.group_commit is None:
+            outcome = await self._append_alone(part)
+        else:
+            outcome = await self.group_commit.append(part)
+        if isinstance(outcome, Rejected):
+            return await self._resolve_rejected(part, outcome)
+        if self._notifier and not outcome.idempotent:
+            self._notifier.poke()
+        return outcome
+
+    def _prepare(self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion) -> Part:
+        """Check and encode an append (before it joins a group: bad input fails its caller only)."""
         validate_stream_name(stream)
         expected = validate_expected_version(expected_version)
         validate_events(events)
-        ids: list[uuid.UUID] = []
-        types: list[str] = []
-        data: list[str] = []
-        metadata: list[str] = []
+        part = Part(stream, expected, [], [], [], [])
         for i, event in enumerate(events):
             body = encode_object(event.data, f"events[{i}].data")
             meta = encode_object(event.metadata, f"events[{i}].metadata")
             check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
-            ids.append(event.id)
-            types.append(event.type)
-            data.append(body)
-            metadata.append(meta)
-        code = _expected_code(expected)
+            part.ids.append(event.id)
+            part.types.append(event.type)
+            part.data.append(body)
+            part.metadata.append(meta)
+        return part
+
+    async def _resolve_rejected(self, part: Part, rejected: Rejected) -> AppendResult:
+        """A part its group left out: an exact retry, a reused id, or a version conflict.
+
+        Nothing is written here (so a stream's call order holds), except in the unlikely case
+        that the ids seen stored are gone (scavenged) by now: then the part goes alone.
+        """
+        if not rejected.reused:
+            raise WrongExpectedVersion(part.stream, _expected_label(part.expected), rejected.head)
+        try:
+            duplicate = await self._resolve_reused_ids(part.stream, part.ids)
+        except (psycopg.Error, OSError) as exc:
+            raise translate(exc) from exc
+        if duplicate is not None:
+            return duplicate
+        return await self._append_alone(part)  # pragma: no cover - needs a scavenge in between
+
+    async def _append_alone(self, part: Part) -> AppendResult:
+        """Write one part with its own statement (no grouping, or a group of one)."""
+        try:
+            return await self._append_once(part)
+        except _IdempotentRetry as retry:
+            return retry.result
+
+    async def _append_once(self, part: Part) -> AppendResult:
+        stream, ids, expected = part.stream, part.ids, part.expected
+        code = expected_code(expected)
         if len(ids) == 1:
             query = _APPEND_ONE
             params: dict[str, Any] = {
                 "stream": stream,
                 "expected": code,
                 "id": ids[0],
-                "type": types[0],
-                "data": data[0],
-                "metadata": metadata[0],
+                "type": part.types[0],
+                "data": part.data[0],
+                "metadata": part.metadata[0],
             }
         else:
             query = _APPEND_MANY
@@ -305,9 +328,9 @@ class PostgresEventStore:
                 "stream": stream,
                 "expected": code,
                 "ids": ids,
-                "types": types,
-                "data": data,
-                "metadata": metadata,
+                "types": part.types,
+                "data": part.data,
+                "metadata": part.metadata,
             }
         try:
             for _ in range(_RACE_RETRIES):
@@ -341,16 +364,7 @@ class PostgresEventStore:
             raise translate(exc) from exc
         except OSError as exc:
             raise translate(exc) from exc
-        if self._notifier:
-            self._notifier.poke()
-        n = len(ids)
-        return AppendResult(
-            stream=stream,
-            first_version=first_version,
-            last_version=first_version + n - 1,
-            first_position=first_position,
-            last_position=first_position + n - 1,
-        )
+        return part.result(first_version, first_position)
 
     async def _raise_conflict(
         self, stream: str, ids: list[uuid.UUID], expected: ExpectedVersion, actual: int
@@ -381,11 +395,14 @@ class PostgresEventStore:
         if any(row[1] != stream for row in ordered):
             raise DuplicateEventId(stream, reused, "they belong to another stream")
         first_version, first_position = ordered[0][2], ordered[0][3]
+        # One earlier append: consecutive versions and positions, and no event of this stream
+        # right before or after them in the same transaction (a group leaves a gap between
+        # its parts, so parts of one stream in one transaction stay apart).
         same_batch = (
             [row[2] for row in ordered] == list(range(first_version, first_version + len(ids)))
             and [row[3] for row in ordered] == list(range(first_position, first_position + len(ids)))
-            and first_position & ((1 << POSITION_SHIFT) - 1) == 0
-            and ordered[0][4] == len(ids)
+            and not ordered[0][4]
+            and not ordered[-1][5]
         )
         if not same_batch:
             raise DuplicateEventId(stream, reused, "they were stored by another batch or in another order")
@@ -470,17 +487,22 @@ class PostgresEventStore:
 
     async def _fetch_events(self, query: bytes, params: dict[str, Any]) -> list[RecordedEvent]:
         try:
-            async with self.pool.connection() as conn:
+            # getconn/putconn rather than pool.connection(): pages of the log are a hot path.
+            conn = await self.pool.getconn()
+            try:
                 # Binary results: integers, UUIDs and timestamps parse faster than as text.
                 cur = conn.cursor(binary=True)
                 await cur.execute(query, params)
                 rows = await cur.fetchall()
+            finally:
+                await self.pool.putconn(conn)
         except psycopg.Error as exc:
             raise translate(exc) from exc
         except OSError as exc:
             raise translate(exc) from exc
-        # Columns come in the constructor's order (see the read_*.sql files).
-        return [_StoredEvent(*row) for row in rows]
+        # Columns come in the constructor's order (see the read_*.sql files); starmap calls
+        # the constructor from C, without a Python-level loop and argument unpacking per row.
+        return list(starmap(_StoredEvent, rows))
 
     async def follow(
         self,
