@@ -57,6 +57,10 @@ async def open_runtime(settings: Settings, *, run_migrations: bool = True) -> As
             idle_in_transaction_timeout_ms=settings.idle_in_transaction_timeout_ms,
             # Bounds how long a caller waits for a connection while the database is away.
             connect_timeout=settings.db_timeout,
+            pooled=settings.database_pooled,
+            listen_conninfo=settings.listen_database_url,
+            read_conninfo=settings.read_database_url,
+            at_least_timeout=settings.at_least_timeout,
         )
         try:
             yield Runtime(store=store, url=url, embedded=embedded)

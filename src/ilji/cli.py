@@ -256,9 +256,10 @@ def read_command(
 
     async def body(runtime: Runtime) -> None:
         direction: Direction = "backward" if backward else "forward"
-        events = await runtime.store.read_stream(stream, from_version, limit, direction)
+        reader = runtime.store.reader  # a hot standby when ILJI_READ_DATABASE_URL is set
+        events = await reader.read_stream(stream, from_version, limit, direction)
         if not events:
-            (await runtime.store.stream_lifecycle(stream)).check_readable()
+            (await reader.stream_lifecycle(stream)).check_readable()
         if json_output:
             _print_json({"stream": stream, "events": [event_json(e) for e in events]})
         else:
@@ -281,7 +282,7 @@ def tail_command(
     settings = _settings(database_url, data_dir)
 
     async def body(runtime: Runtime) -> None:
-        store = runtime.store
+        store = runtime.store.reader  # a hot standby when ILJI_READ_DATABASE_URL is set
         if follow:
             async for event in store.follow(after, category=category):
                 if json_output:
@@ -617,7 +618,8 @@ def worker_command(
             worker_id=worker_id,
             lease_ttl=lease_ttl,
             poll_interval=poll_interval,
-            listen_conninfo=listen_url,
+            listen_conninfo=listen_url or settings.listen_database_url,
+            pooled=settings.database_pooled,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

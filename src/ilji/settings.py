@@ -32,6 +32,15 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of the role that owns the schema, for `ilji migrate` and "
         "startup migrations; unset uses the database URL",
     )
+    # Beyond one machine (docs/en/scaling.md): a hot standby for reads, a transaction pooler.
+    read_database_url: str | None = Field(
+        default=None, repr=False, description="hot standby URL for stream/log/SSE reads; unset: the primary"
+    )
+    listen_database_url: str | None = Field(
+        default=None, repr=False, description="direct primary URL for LISTEN when the database URL is pooled"
+    )
+    database_pooled: bool = Field(default=False, description="the database URL goes through PgBouncer")
+    at_least_timeout: float = Field(default=5.0, gt=0, description="seconds a read waits for at_least")
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where the embedded server keeps its data"
     )
@@ -117,7 +126,9 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
         return value
 
-    @field_validator("database_url", "migration_database_url", mode="before")
+    @field_validator(
+        "database_url", "migration_database_url", "read_database_url", "listen_database_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
