@@ -16,10 +16,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ilji import NewEvent, PostgresEventStore, StoreUnavailable
 from ilji.embedded import ensure_database
+from ilji.server.app import create_app
+from ilji.settings import Settings
 from ilji.store.migrate import migrate
 from tests.integration.test_global_log_concurrency import run_once
 from tests.servers import PostgresNode, wait_for
@@ -86,3 +89,41 @@ async def test_at_least_waits_for_the_standby_to_replay_an_append(
         assert event.position == written.last_position
         page = await store.reader.read_category("ryw", 0, 1000, at_least=written.last_position)
         assert written.last_position in [e.position for e in page]
+
+
+async def test_http_reads_come_from_the_standby_and_honour_at_least(
+    replicated: tuple[PostgresNode, PostgresNode],
+) -> None:
+    """GET routes read on the standby; `at_least` (query or `Ilji-At-Least` header) waits for the
+    append, or answers a retryable 503 while the standby has not replayed it."""
+    primary, standby = replicated
+    stream = f"web-{uuid.uuid4().hex[:8]}"
+    async with await PostgresEventStore.open(
+        primary.url("ilji"), max_size=2, read_conninfo=standby.url("ilji"), at_least_timeout=0.3
+    ) as store:
+        app = create_app(Settings(database_url=primary.url("ilji")), store=store)
+        app.state.store = store  # what the lifespan does; ASGITransport does not run it
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            standby.query("SELECT pg_wal_replay_pause()")
+            try:
+                written = await store.append(stream, [NewEvent("Written", {})])
+                p = written.last_position
+                stale = await client.get(f"/v1/all?after={p - 1}")
+                assert stale.status_code == 200 and stale.json()["events"] == []
+                behind = await client.get(f"/v1/streams/{stream}?at_least={p}")
+                assert behind.status_code == 503, behind.text
+                assert str(p) in behind.json()["detail"]
+                header = await client.get(
+                    f"/v1/categories/web?after={p - 1}", headers={"Ilji-At-Least": str(p)}
+                )
+                assert header.status_code == 503
+                bad = await client.get("/v1/all", headers={"Ilji-At-Least": "soon"})
+                assert bad.status_code in (400, 422) and "Ilji-At-Least" in bad.text
+            finally:
+                standby.query("SELECT pg_wal_replay_resume()")
+            store.reader.at_least_timeout = 30.0
+            fresh = await client.get(f"/v1/all?after={p - 1}", headers={"Ilji-At-Least": str(p)})
+            assert [e["position"] for e in fresh.json()["events"]] == [p]
+            one = await client.get(f"/v1/streams/{stream}?at_least={p}")
+            assert one.status_code == 200 and one.json()["version"] == 1
