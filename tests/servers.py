@@ -131,8 +131,8 @@ class PostgresNode:
         self.log = workdir / f"{name}.log"
 
     @classmethod
-    def init(cls, workdir: Path, name: str, *, synchronous_standby: str | None = None) -> PostgresNode:
-        """initdb and start a primary; `synchronous_standby` names a standby commits wait for."""
+    def init(cls, workdir: Path, name: str) -> PostgresNode:
+        """initdb and start a primary (with `synchronous_standby_names` empty: asynchronous)."""
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o777)
         node = cls(workdir, name)
@@ -147,8 +147,6 @@ class PostgresNode:
                 "fsync = off\n"
                 "max_connections = 60\n"
             )
-            if synchronous_standby:
-                conf.write(f"synchronous_standby_names = '{synchronous_standby}'\n")
         with (node.data / "pg_hba.conf").open("a") as hba:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         node.start()

@@ -137,9 +137,10 @@ async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...
     positions from the old cluster's ids while the new cluster counts from its own, so new
     events would sort before old ones. Physical backups and replicas keep the counter.
     """
+    # ilji.xact_position() (0008) adds the timeline offset to the transaction id, as appends do.
     cur = await conn.execute(
-        "SELECT coalesce(max(position), 0) >> %s, pg_current_xact_id()::text::bigint FROM ilji.events",
-        (POSITION_SHIFT,),
+        "SELECT coalesce(max(position), 0) >> %s, ilji.xact_position() >> %s FROM ilji.events",
+        (POSITION_SHIFT, POSITION_SHIFT),
     )
     row = await cur.fetchone()
     if row and row[0] >= row[1]:

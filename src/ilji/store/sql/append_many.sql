@@ -11,7 +11,7 @@ WITH head AS (
 ),
 inserted AS (
     INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
-    SELECT (pg_current_xact_id()::text::bigint << 12) + u.ord - 1,
+    SELECT ilji.xact_position() + u.ord - 1,
            u.id, %(stream)s, head.version + u.ord, u.type, u.data, u.metadata
     FROM head,
          unnest(%(ids)b::uuid[], %(types)b::text[],

@@ -10,7 +10,7 @@ WITH batch AS (
              WITH ORDINALITY AS u(stream, id, type, data, metadata, ord)
 )
 INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
-SELECT (pg_current_xact_id()::text::bigint << 12) + b.ord - 1,
+SELECT ilji.xact_position() + b.ord - 1,
        b.id, b.stream,
        (SELECT coalesce(max(h.version), 0) FROM ilji.events AS h WHERE h.stream = b.stream) + b.n,
        b.type, b.data, b.metadata

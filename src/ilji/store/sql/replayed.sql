@@ -1,5 +1,10 @@
--- Has this server finished the transaction that wrote `position` (position >> 12 is its id)?
--- On a hot standby, "finished" means replayed: its snapshot holds every transaction it has not
--- seen end as running, so this turns true only once the standby's reads include that append.
--- An id beyond the server's newest is not finished (it is at or above the snapshot's xmax).
-SELECT pg_visible_in_snapshot((%(position)s::bigint >> 12)::text::xid8, pg_current_snapshot())
+-- Has this server finished the transaction that wrote `position`? Everything below the visible
+-- bound is final; above it, position >> 12 minus the newest timeline's offset (migration 0008)
+-- is the writer's transaction id, finished when the current snapshot no longer counts it as
+-- running. On a hot standby "finished" means replayed: its snapshot holds every transaction it
+-- has not seen end as running, and a position from a timeline it has not replayed yet maps to
+-- an id at or beyond the snapshot's xmax, so the answer stays false until it catches up.
+SELECT %(position)s::bigint < ilji.visible_bound()
+    OR coalesce(pg_visible_in_snapshot(
+           (nullif(greatest((%(position)s::bigint >> 12) - ilji.read_offset(), 0), 0))::text::xid8,
+           pg_current_snapshot()), false)
