@@ -111,6 +111,10 @@ async def test_http_reads_come_from_the_standby_and_honour_at_least(
                 p = written.last_position
                 stale = await client.get(f"/v1/all?after={p - 1}")
                 assert stale.status_code == 200 and stale.json()["events"] == []
+                # The console's stream list reads the standby too: the new stream is not there yet.
+                listed = await client.get("/v1/streams?category=web")
+                assert listed.status_code == 200, listed.text
+                assert stream not in listed.text
                 behind = await client.get(f"/v1/streams/{stream}?at_least={p}")
                 assert behind.status_code == 503, behind.text
                 assert str(p) in behind.json()["detail"]
@@ -127,3 +131,4 @@ async def test_http_reads_come_from_the_standby_and_honour_at_least(
             assert [e["position"] for e in fresh.json()["events"]] == [p]
             one = await client.get(f"/v1/streams/{stream}?at_least={p}")
             assert one.status_code == 200 and one.json()["version"] == 1
+            assert stream in (await client.get("/v1/streams?category=web")).text
