@@ -110,6 +110,8 @@ async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list
     if applied:
         await regrant_app_roles(conn)
     await check_transaction_horizon(conn)
+    # A process starting after a promotion records the new timeline (0008) before it serves.
+    await conn.execute("SELECT ilji.note_timeline()")
     return applied
 
 

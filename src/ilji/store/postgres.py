@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -113,6 +114,7 @@ _SCAVENGE_BATCH = sql.load("scavenge_batch")
 _REPLAYED = sql.load("replayed")
 _READ_PLANNER = sql.load("read_planner")
 _TRANSACTION_TIMEOUT = sql.load("transaction_timeout")
+_NOTE_TIMELINE = sql.load("note_timeline")
 
 #: How long a read with `at_least` waits for a standby to replay that position by default.
 DEFAULT_AT_LEAST_TIMEOUT = 5.0
@@ -159,6 +161,11 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     # jsonb columns are parsed by orjson: several times faster than the json module.
     set_json_loads(orjson.loads, conn)
     await conn.set_autocommit(True)
+    # After a promotion every process reconnects: the first connection records the new
+    # timeline, so that readers see what is written on it (migration 0008).
+    # Not migrated yet: the store's first query reports it.
+    with contextlib.suppress(pg_errors.UndefinedFunction, pg_errors.InvalidSchemaName):
+        await conn.execute(_NOTE_TIMELINE)
 
 
 async def _configure_pooled(conn: psycopg.AsyncConnection[Any]) -> None:

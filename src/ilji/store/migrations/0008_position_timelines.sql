@@ -16,11 +16,15 @@
 -- than a billion transactions behind its primary for new positions to fall below lost ones.
 -- With positions below 2^53 this leaves room for about 2,000 promotions and restores.
 --
--- Writers compute the offset from the timeline they write on (ilji.xact_position()). Readers
--- must use the offset of the newest timeline whose events they can see, never one ahead of
--- what they have replayed (a hot standby), so the timelines are recorded in a table, replicated
--- like the events: a statement trigger records the writer's timeline in the same transaction
--- as its events, before any of them can be seen.
+-- Writers compute the offset from the timeline they write on (ilji.xact_position(), no table
+-- read: the append path pays a WAL file name per statement, nothing more). Readers add to
+-- their snapshot's xmin the offset of the newest timeline *recorded* in ilji.position_timelines,
+-- a table replicated like the events, so a hot standby never uses a timeline it has not
+-- replayed. That offset is never ahead of a writer's (rows are only added for the timeline the
+-- primary writes on), so the bound never passes an event still being written: safe. Until a
+-- new timeline is recorded, readers see nothing written on it: ilji.note_timeline() records
+-- it, called by every Ilji process on each new connection, with each coalesced NOTIFY after
+-- appends, and at startup (migrate), so that takes milliseconds after a promotion.
 
 CREATE TABLE ilji.position_timelines (
     timeline    bigint      PRIMARY KEY CHECK (timeline > 0),
@@ -33,16 +37,28 @@ LANGUAGE sql VOLATILE AS $$
     SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint
 $$;
 
+-- The timeline the positions count from, recorded below; ilji.xact_position() gets it as a
+-- constant (written into its body here), so an append reads no table for it.
+INSERT INTO ilji.position_timelines (timeline) SELECT ilji.current_timeline();
+
 -- The position of this transaction's first event (index 0). Replaces the bare
 -- pg_current_xact_id()::text::bigint << 12 of the append statements.
-CREATE FUNCTION ilji.xact_position() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
-    SELECT (pg_current_xact_id()::text::bigint
-            + ((ilji.current_timeline() - (SELECT min(timeline) FROM ilji.position_timelines)) << 30)) << 12
+DO $$
+BEGIN
+    EXECUTE format(
+        'CREATE FUNCTION ilji.xact_position() RETURNS bigint LANGUAGE sql VOLATILE AS %L',
+        format('SELECT (pg_current_xact_id()::text::bigint + ((ilji.current_timeline() - %s) << 30)) << 12',
+               (SELECT min(timeline) FROM ilji.position_timelines)));
+END;
 $$;
 
--- The offset readers add to a snapshot's xmin: that of the newest timeline recorded (and so
--- replayed, on a standby).
+-- The newest timeline recorded (and so replayed, on a standby).
+CREATE FUNCTION ilji.last_timeline() RETURNS bigint
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT max(timeline) FROM ilji.position_timelines
+$$;
+
+-- The offset readers add to a snapshot's xmin: that of the newest timeline recorded.
 CREATE FUNCTION ilji.read_offset() RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT (max(timeline) - min(timeline)) << 30 FROM ilji.position_timelines
@@ -53,25 +69,32 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + ilji.read_offset()) << 12
 $$;
 
--- Runs once per INSERT statement on ilji.events, whoever writes: the timeline row commits with
--- the first events written on it, or before them. SECURITY DEFINER: app roles may only read
--- the table. ON CONFLICT: concurrent first writers on a new timeline wait for each other.
-CREATE FUNCTION ilji.record_timeline() RETURNS trigger
+-- Record the timeline this server writes on, if it is new (a no-op on a standby and, after
+-- the first call, on an unchanged primary). SECURITY DEFINER: app roles may only read the
+-- table. A timeline older than the newest recorded means a restore that did not see the WAL
+-- archive's timeline history, whose positions could fall below ones already handed out: that
+-- is refused, loudly (Ilji processes fail to connect, and `ilji migrate` fails, saying so).
+CREATE FUNCTION ilji.note_timeline() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    tl bigint := ilji.current_timeline();
+    tl bigint;
+    newest bigint := ilji.last_timeline();
 BEGIN
-    IF NOT EXISTS (SELECT FROM ilji.position_timelines WHERE timeline = tl) THEN
-        INSERT INTO ilji.position_timelines (timeline) VALUES (tl) ON CONFLICT DO NOTHING;
+    IF pg_is_in_recovery() THEN
+        RETURN newest;
     END IF;
-    RETURN NULL;
+    tl := ilji.current_timeline();
+    IF tl = newest THEN
+        RETURN tl;
+    END IF;
+    IF tl < newest THEN
+        RAISE EXCEPTION 'this server writes on timeline % but positions were already handed out on timeline %', tl, newest
+            USING HINT = 'the cluster was restored without the WAL archive''s timeline history; see docs/en/scaling.md';
+    END IF;
+    INSERT INTO ilji.position_timelines (timeline) VALUES (tl) ON CONFLICT DO NOTHING;
+    RETURN tl;
 END;
 $$;
-REVOKE ALL ON FUNCTION ilji.record_timeline() FROM PUBLIC;
-
-CREATE TRIGGER events_record_timeline
-    BEFORE INSERT ON ilji.events
-    FOR EACH STATEMENT EXECUTE FUNCTION ilji.record_timeline();
 
 -- App roles (0006) read the timelines; only the trigger above writes them.
 CREATE OR REPLACE FUNCTION ilji.app_table_privileges(table_name name, kind "char") RETURNS text
@@ -95,5 +118,3 @@ LANGUAGE sql IMMUTABLE AS $$
     END END
 $$;
 
--- The timeline the database is on now, so readers use its offset from the start.
-INSERT INTO ilji.position_timelines (timeline) SELECT ilji.current_timeline();
