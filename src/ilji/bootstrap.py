@@ -34,8 +34,17 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None
 
 
 def migration_url(settings: Settings, url: str) -> str:
-    """The URL migrations run with: the schema owner's when configured, else `url` itself."""
-    return settings.migration_database_url or url
+    """The URL migrations run with: the schema owner's when configured, else `url` itself.
+
+    Behind a transaction pooler, `url` would not do: migrations hold a session advisory lock,
+    and the pooler hands each statement's transaction to any server session. The direct LISTEN
+    URL is used then, when there is one.
+    """
+    if settings.migration_database_url:
+        return settings.migration_database_url
+    if settings.database_pooled and settings.listen_database_url:
+        return settings.listen_database_url
+    return url
 
 
 @asynccontextmanager
