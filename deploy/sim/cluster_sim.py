@@ -444,8 +444,13 @@ def fault_loop(
     until: float,
     stats: FaultStats,
     load: LoadStats,
+    one_at_a_time: threading.Lock | None = None,
 ) -> None:
-    """Kill or stop one replica at a time and restart it, until `until`; every kind at least once."""
+    """Kill or stop one replica at a time and restart it, until `until`; every kind at least once.
+
+    `one_at_a_time` is held during each fault, so that another fault script (the database
+    failover) never overlaps one: each fault's checks assume the rest of the topology is up."""
+    lock = one_at_a_time or threading.Lock()
     rng = random.Random(7)
     kinds = ["api:SIGKILL", "api:SIGTERM", "worker:SIGKILL", "worker:SIGTERM"]
     plan: list[str] = []
@@ -456,19 +461,20 @@ def fault_loop(
         action = plan.pop()
         kind, sig = action.split(":")
         target = rng.choice(apis if kind == "api" else workers)
-        log(f"fault: {sig} {target.name}")
-        stats.actions[action] += 1
-        if action == "api:SIGTERM":
-            _drain(target, url_of(), stats, load)  # the primary's URL, directly (it may move)
-        elif sig == "SIGKILL":
-            target.signal(signal.SIGKILL)
-            target.wait(10)
-        else:
-            started = time.monotonic()
-            target.signal(signal.SIGTERM)
-            code = target.wait(30)
-            stats.worker_sigterm_exits.append((code, time.monotonic() - started))
-        target.start()
+        with lock:
+            log(f"fault: {sig} {target.name}")
+            stats.actions[action] += 1
+            if action == "api:SIGTERM":
+                _drain(target, url_of(), stats, load)  # the primary's URL, directly (it may move)
+            elif sig == "SIGKILL":
+                target.signal(signal.SIGKILL)
+                target.wait(10)
+            else:
+                started = time.monotonic()
+                target.signal(signal.SIGTERM)
+                code = target.wait(30)
+                stats.worker_sigterm_exits.append((code, time.monotonic() - started))
+            target.start()
         time.sleep(rng.uniform(0.5, 1.5))
 
 
@@ -559,6 +565,8 @@ class Database:
     bouncer: PgBouncer | None = None
     promoted_at: float | None = None
     acked_before: set[uuid.UUID] = field(default_factory=set)
+    #: Held by the failover and by each replica fault, so that they never overlap.
+    one_at_a_time: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, base: Path, *, failover: bool) -> Database:
@@ -605,15 +613,16 @@ class Database:
         """At `at`: SIGKILL the primary under load, promote the standby, move the front to it."""
         assert self.primary is not None and self.standby is not None and self.front is not None
         time.sleep(max(0.0, at - time.monotonic()))
-        with load.lock:
-            self.acked_before = set(load.acked)
-        log(f"failover: SIGKILL the primary ({len(self.acked_before)} events acknowledged so far)")
-        self.primary.kill()
-        self.standby.promote()
-        self.front.ports[:] = [self.standby.port]
-        self.url = self.standby.url("ilji")
-        self.promoted_at = time.monotonic()
-        log("failover: standby promoted, the -rw front points at it")
+        with self.one_at_a_time:
+            with load.lock:
+                self.acked_before = set(load.acked)
+            log(f"failover: SIGKILL the primary ({len(self.acked_before)} events acknowledged so far)")
+            self.primary.kill()
+            self.standby.promote()
+            self.front.ports[:] = [self.standby.port]
+            self.url = self.standby.url("ilji")
+            self.promoted_at = time.monotonic()
+            log("failover: standby promoted, the -rw front points at it")
 
     def counts(self, acked: set[uuid.UUID]) -> dict[str, Any]:
         """Acknowledged before the failover against what the promoted standby holds."""
@@ -695,7 +704,7 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
                 target=database.fail_over, args=(time.monotonic() + args.duration / 2, load), daemon=True
             )
             failover.start()
-        fault_loop(apis, workers, lambda: database.url, until, faults, load)
+        fault_loop(apis, workers, lambda: database.url, until, faults, load, database.one_at_a_time)
         if failover is not None:
             failover.join(120)
         stop.set()

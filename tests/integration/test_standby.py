@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ilji import NewEvent, PostgresEventStore, StoreUnavailable
+from ilji import NewEvent, PostgresEventStore, StoreUnavailable, ValidationError
 from ilji.embedded import ensure_database
 from ilji.server.app import create_app
 from ilji.settings import Settings
@@ -89,6 +89,10 @@ async def test_at_least_waits_for_the_standby_to_replay_an_append(
         assert event.position == written.last_position
         page = await store.reader.read_category("ryw", 0, 1000, at_least=written.last_position)
         assert written.last_position in [e.position for e in page]
+        # A position no append has completed (not even on the primary) is refused at once.
+        for where in (store, store.reader):
+            with pytest.raises(ValidationError, match="at_least: no completed append has position"):
+                await where.read_all(0, 10, at_least=written.last_position + (1 << 30))
 
 
 async def test_http_reads_come_from_the_standby_and_honour_at_least(
@@ -131,4 +135,6 @@ async def test_http_reads_come_from_the_standby_and_honour_at_least(
             assert [e["position"] for e in fresh.json()["events"]] == [p]
             one = await client.get(f"/v1/streams/{stream}?at_least={p}")
             assert one.status_code == 200 and one.json()["version"] == 1
+            never = await client.get("/v1/all?at_least=9007199254740990")
+            assert never.status_code == 400 and "at_least" in never.text
             assert stream in (await client.get("/v1/streams?category=web")).text

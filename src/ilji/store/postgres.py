@@ -257,6 +257,7 @@ class PostgresEventStore:
         self._notifier = Notifier(pool) if notify else None
         self._listener: Listener | None = None
         self._read_pool = read_pool
+        self._primary: PostgresEventStore | None = None  # set on a `reader` view
         #: The store to read streams and the log from: a view on the hot standby when a read
         #: URL is configured, else this store itself. Appends, expected-version and
         #: idempotency checks, lifecycle and every transaction stay on this (primary) store.
@@ -275,6 +276,7 @@ class PostgresEventStore:
             )
             if self.listen_conninfo is None:
                 self.reader.listen_conninfo = None
+            self.reader._primary = self
 
     @classmethod
     async def open(
@@ -346,22 +348,21 @@ class PostgresEventStore:
         On a hot standby this waits (bounded: `within` seconds, default `at_least_timeout`) until the
         standby has replayed it, so a client reads its own writes across the replication lag;
         on the primary it returns at once for any position an append returned. Raises
-        `StoreUnavailable` (retryable) when the time is up.
+        `StoreUnavailable` (retryable) when the time is up, and `ValidationError` at once for a
+        position no completed append has (the primary has not finished it either).
         """
         _check_position(position, "at_least")
+        if await self._finished(position):
+            return
+        # Not here yet. Worth waiting for only if the primary has it (this may be the primary).
+        primary = self._primary
+        if primary is None or not await primary._finished(position):
+            raise ValidationError("at_least", f"no completed append has position {position}")
         limit = self.at_least_timeout if within is None else within
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         delay = 0.002
-        while True:
-            try:
-                async with self.pool.connection() as conn:
-                    cur = await conn.execute(_REPLAYED, {"position": position})
-                    row = await cur.fetchone()
-            except psycopg.Error as exc:
-                raise translate(exc) from exc
-            if row is not None and row[0]:
-                return
+        while not await self._finished(position):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise StoreUnavailable(
@@ -370,6 +371,16 @@ class PostgresEventStore:
                 )
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.1)
+
+    async def _finished(self, position: int) -> bool:
+        """Has this store's server finished (on a standby: replayed) the append at `position`?"""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_REPLAYED, {"position": position})
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        return bool(row is not None and row[0])
 
     async def __aenter__(self) -> PostgresEventStore:
         return self
