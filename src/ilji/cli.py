@@ -620,6 +620,7 @@ def worker_command(
             poll_interval=poll_interval,
             listen_conninfo=listen_url or settings.listen_database_url,
             pooled=settings.database_pooled,
+            read_conninfo=settings.read_database_url,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -21,9 +21,11 @@ import pytest
 
 from ilji import NewEvent, PostgresEventStore, StoreUnavailable, ValidationError
 from ilji.embedded import ensure_database
+from ilji.projections import Worker
 from ilji.server.app import create_app
 from ilji.settings import Settings
 from ilji.store.migrate import migrate
+from tests.e2e.worker_fixtures import append_events, ledger, position_of, verify_ledger
 from tests.integration.test_global_log_concurrency import run_once
 from tests.servers import PostgresNode, wait_for
 
@@ -138,3 +140,28 @@ async def test_http_reads_come_from_the_standby_and_honour_at_least(
             never = await client.get("/v1/all?at_least=9007199254740990")
             assert never.status_code == 400 and "at_least" in never.text
             assert stream in (await client.get("/v1/streams?category=web")).text
+
+
+async def test_a_worker_reads_the_log_from_the_standby_and_writes_on_the_primary(
+    replicated: tuple[PostgresNode, PostgresNode],
+) -> None:
+    """Projection workers may read on a standby: every event applied once, checkpoint on the primary."""
+    primary, standby = replicated
+    url = primary.url("ilji")
+    async with await PostgresEventStore.open(url, max_size=4) as store:
+        last = await append_events(store, 300, streams=10, per_append=5, prefix="stby")
+    projection = ledger("standby_ledger", batch_size=50)
+    worker = Worker(url, [projection], worker_id="standby", lease_ttl=2, read_conninfo=standby.url("ilji"))
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(600):
+            if position_of(url, "standby_ledger") >= last:
+                break
+            await asyncio.sleep(0.05)
+        # The runner's pages came from the standby's pool, its writes from the primary's.
+        assert worker.store is not None and worker.store.reader is not worker.store
+        assert worker.store.reader.pool.get_stats().get("requests_num", 0) > 0
+    finally:
+        await worker.stop()
+        await task
+    assert verify_ledger(url, "standby_ledger", prefix="stby")["events"] == 300

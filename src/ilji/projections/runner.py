@@ -428,10 +428,13 @@ class PartitionRunner:
             raise _Interrupted(lease.interrupt)
 
     async def _read(self, after: int) -> list[RecordedEvent]:
+        # Log pages may come from a hot standby (store.reader): its visible bound is gap-safe
+        # too, and everything this runner writes (read model, checkpoint) goes to the primary.
         p = self.projection
+        reader = self.store.reader
         if p.category is None:
-            return await self.store.read_all(after, p.batch_size, p.types)
-        return await self.store.read_category(p.category, after, p.batch_size, p.types)
+            return await reader.read_all(after, p.batch_size, p.types)
+        return await reader.read_category(p.category, after, p.batch_size, p.types)
 
     async def _process(self, lease: _Lease) -> None:
         p = self.projection

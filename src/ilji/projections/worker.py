@@ -94,6 +94,7 @@ class Worker:
         control_interval: float = 1.0,
         listen_conninfo: str | None = None,
         pooled: bool = False,
+        read_conninfo: str | None = None,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -114,6 +115,8 @@ class Worker:
         self.listen_conninfo = listen_conninfo
         #: The URL goes through a transaction pooler (for the store the worker opens itself).
         self.pooled = pooled
+        #: A hot standby to read the log from (for the store the worker opens itself).
+        self.read_conninfo = read_conninfo
         self._runners: dict[tuple[str, int, int], PartitionRunner] = {}
         self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -178,6 +181,7 @@ class Worker:
                 idle_in_transaction_timeout_ms=int(max(self.lease_ttl * 2, 1.0) * 1000),
                 pooled=self.pooled,
                 listen_conninfo=self.listen_conninfo,
+                read_conninfo=self.read_conninfo,
             )
         store = self.store
         self._listener = Listener(self.listen_conninfo or store.listen_conninfo)
