@@ -22,6 +22,7 @@ from psycopg import sql
 from ilji.embedded import EmbeddedPostgres, ensure_database, start_embedded
 from ilji.store.migrate import migrate
 from ilji.store.postgres import PostgresEventStore
+from tests.servers import PgBouncer, pgbouncer_binary
 
 TEMPLATE = "ilji_template"
 _counter = itertools.count()
@@ -86,3 +87,32 @@ async def store(database_url: str) -> AsyncIterator[PostgresEventStore]:
 def stream() -> str:
     """A random stream name, so tests sharing a database never collide."""
     return f"test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: EmbeddedPostgres) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling in front of the session's PostgreSQL.
+
+    Skipped where pgbouncer is not installed, except in CI (`CI` set), where `make test`
+    installs it (scripts/install-system-deps): there a missing pgbouncer fails.
+    """
+    binary = pgbouncer_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "pgbouncer is not installed: in CI, `make test` installs it (scripts/install-system-deps)"
+            )
+        pytest.skip("pgbouncer is not installed; run scripts/install-system-deps")
+    info = psycopg.conninfo.conninfo_to_dict(pg_server.admin_url())
+    workdir = Path(tempfile.mkdtemp(prefix="ilji-pgbouncer-"))
+    port = int(str(info.get("port") or 5432))  # the embedded server listens on a socket only
+    bouncer = PgBouncer(binary, str(info.get("host") or "127.0.0.1"), port, workdir)
+    yield bouncer
+    bouncer.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def through(bouncer: PgBouncer, url: str) -> str:
+    """The same database as `url`, reached through PgBouncer."""
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    return bouncer.url(str(name))

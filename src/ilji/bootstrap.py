@@ -41,8 +41,17 @@ async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None
 
 
 def migration_url(settings: Settings, url: str) -> str:
-    """The URL migrations run with: the schema owner's when configured, else `url` itself."""
-    return settings.migration_database_url or url
+    """The URL migrations run with: the schema owner's when configured, else `url` itself.
+
+    Behind a transaction pooler, `url` would not do: migrations hold a session advisory lock,
+    and the pooler hands each statement's transaction to any server session. The direct LISTEN
+    URL is used then, when there is one.
+    """
+    if settings.migration_database_url:
+        return settings.migration_database_url
+    if settings.database_pooled and settings.listen_database_url:
+        return settings.listen_database_url
+    return url
 
 
 async def prepare_schema(settings: Settings, url: str, embedded: bool, schema: Schema) -> None:
@@ -74,6 +83,10 @@ async def open_runtime(settings: Settings, *, schema: Schema = "embedded") -> As
             # Bounds how long a caller waits for a connection while the database is away.
             connect_timeout=settings.db_timeout,
             group_commit=settings.group_commit,
+            pooled=settings.database_pooled,
+            listen_conninfo=settings.listen_database_url,
+            read_conninfo=settings.read_database_url,
+            at_least_timeout=settings.at_least_timeout,
         )
         try:
             yield Runtime(store=store, url=url, embedded=embedded)

@@ -381,13 +381,15 @@ def read_command(
     async def body(runtime: Runtime) -> None:
         direction: Direction = "backward" if backward else "forward"
 
+        reader = runtime.store.reader  # a hot standby when ILJI_READ_DATABASE_URL is set
+
         async def page(cursor: int | None, n: int) -> list[RecordedEvent]:
             start = from_version if cursor is None else cursor
-            return await runtime.store.read_stream(stream, start, n, direction)
+            return await reader.read_stream(stream, start, n, direction)
 
         events = await _read_pages(page, limit, -1 if backward else 1)
         if not events:
-            (await runtime.store.stream_lifecycle(stream)).check_readable()
+            (await reader.stream_lifecycle(stream)).check_readable()
         if json_output:
             _print_json({"stream": stream, "events": [event_json(e) for e in events]})
         else:
@@ -412,7 +414,7 @@ def tail_command(
     settings = _settings(database_url=database_url, data_dir=data_dir)
 
     async def body(runtime: Runtime) -> None:
-        store = runtime.store
+        store = runtime.store.reader  # a hot standby when ILJI_READ_DATABASE_URL is set
         if follow:
             async for event in store.follow(after, category=category):
                 if json_output:
@@ -764,7 +766,7 @@ def worker_command(
     worker_id: Annotated[str | None, _setting("worker_id")] = None,
     lease_ttl: Annotated[float | None, _setting("lease_ttl")] = None,
     poll_interval: Annotated[float | None, _setting("poll_interval")] = None,
-    listen_url: Annotated[str | None, _setting("listen_url")] = None,
+    listen_url: Annotated[str | None, _setting("listen_database_url", "--listen-url")] = None,
     log_level: LogLevel = None,
     log_format: LogFormat = None,
     database_url: DatabaseUrl = None,
@@ -777,7 +779,7 @@ def worker_command(
         worker_id=worker_id,
         lease_ttl=lease_ttl,
         poll_interval=poll_interval,
-        listen_url=listen_url,
+        listen_database_url=listen_url,
         log_level=log_level,
         log_format=log_format,
     )
@@ -795,7 +797,9 @@ def worker_command(
             worker_id=settings.worker_id,
             lease_ttl=settings.lease_ttl,
             poll_interval=settings.poll_interval,
-            listen_conninfo=settings.listen_url,
+            listen_conninfo=settings.listen_database_url,
+            pooled=settings.database_pooled,
+            read_conninfo=settings.read_database_url,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1305,7 +1309,7 @@ def relay_run_command(
                 poll_interval=poll_interval,
                 host=settings.host,
                 port=settings.relay_port if port is None else port,
-                listen_url=listen_url,
+                listen_url=listen_url or settings.listen_database_url,
             ),
         )
         loop = asyncio.get_running_loop()

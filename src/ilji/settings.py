@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of the role that owns the schema, for `ilji migrate` and "
         "startup migrations; unset uses the database URL",
     )
+    # Beyond one machine (docs/en/scaling.md): a hot standby for reads, a transaction pooler.
+    read_database_url: str | None = Field(
+        default=None, repr=False, description="hot standby URL for stream/log/SSE reads; unset: the primary"
+    )
+    listen_database_url: str | None = Field(
+        default=None, repr=False, description="direct primary URL for LISTEN when the database URL is pooled"
+    )
+    database_pooled: bool = Field(default=False, description="the database URL goes through PgBouncer")
+    at_least_timeout: float = Field(default=5.0, gt=0, description="seconds a read waits for at_least")
     data_dir: Path = Field(
         default_factory=_default_data_dir, description="where the embedded server keeps its data"
     )
@@ -161,9 +170,6 @@ class Settings(BaseSettings):
     poll_interval: float = Field(
         default=1.0, ge=0.01, description="seconds between a worker's polls when idle"
     )
-    listen_url: str | None = Field(
-        default=None, repr=False, description="direct PostgreSQL URL for LISTEN (when behind a pooler)"
-    )
 
     @field_validator("examples", mode="before")
     @classmethod
@@ -202,14 +208,16 @@ class Settings(BaseSettings):
     def _format_in_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("database_url", "migration_database_url", "listen_url", mode="before")
+    @field_validator(
+        "database_url", "migration_database_url", "read_database_url", "listen_database_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("database_url", "migration_database_url", "listen_url")
+    @field_validator("database_url", "migration_database_url", "read_database_url", "listen_database_url")
     @classmethod
     def _a_postgres_url(cls, value: str | None) -> str | None:
         # Parsed here with libpq's own rules, so a typo is a setting error at start, not an

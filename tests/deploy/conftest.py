@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.manifests import CLUSTER_CRD, K8S, OVERLAYS, BrokenOverlay, find_tool, render
+from tests.deploy.manifests import CLUSTER_CRD, K8S, OVERLAYS, POOLER_CRD, BrokenOverlay, find_tool, render
 
 
 def _missing_tool(name: str) -> None:
@@ -58,6 +58,14 @@ def cluster_crd() -> Path:
     if not CLUSTER_CRD.is_file():
         pytest.skip(f"the CloudNativePG CRD is missing: expected ../shared/k8s/crds/{CLUSTER_CRD.name}")
     return CLUSTER_CRD
+
+
+@pytest.fixture(scope="session")
+def pooler_crd() -> Path:
+    """The CloudNativePG Pooler CRD, found like the Cluster's (skips if shared/ is missing)."""
+    if not POOLER_CRD.is_file():
+        pytest.skip(f"the CloudNativePG CRD is missing: expected ../shared/k8s/crds/{POOLER_CRD.name}")
+    return POOLER_CRD
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ TOOLS_VENV = REPO / ".venv-deploy"
 # The CloudNativePG CRD is shared data, kept beside the repository (../shared/k8s/crds).
 CRDS = REPO.parent / "shared" / "k8s" / "crds"
 CLUSTER_CRD = CRDS / "postgresql.cnpg.io_clusters.yaml"
+POOLER_CRD = CRDS / "postgresql.cnpg.io_poolers.yaml"
 
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
 # The Kubernetes versions the manifests must be valid for (oldest and newest we support).
@@ -169,7 +170,8 @@ BROKEN: dict[str, list[dict[str, Any]]] = {
         json_patch(
             "Deployment",
             "ilji-api",
-            {"op": "replace", "path": f"{_API}/env/0/valueFrom/secretKeyRef/name", "value": "ilji-db-app"},
+            {"op": "test", "path": f"{_API}/env/4/name", "value": "PGPASSWORD"},
+            {"op": "replace", "path": f"{_API}/env/4/valueFrom/secretKeyRef/name", "value": "ilji-db-app"},
         )
     ],
     # The migration grants a role that the workers do not connect as.
@@ -186,6 +188,48 @@ BROKEN: dict[str, list[dict[str, Any]]] = {
     ],
     "cluster-wrong-type": [
         json_patch("Cluster", "ilji-db", {"op": "replace", "path": "/spec/instances", "value": "three"})
+    ],
+    # Readers sent to the primary: the standbys carry none of the read load.
+    "reader-on-primary": [
+        json_patch(
+            "Deployment",
+            "ilji-api",
+            {"op": "test", "path": f"{_API}/env/3/name", "value": "ILJI_READ_DATABASE_URL"},
+            {
+                "op": "replace",
+                "path": f"{_API}/env/3/value",
+                "value": "postgresql://ilji_app@ilji-db-rw:5432/ilji",
+            },
+        )
+    ],
+    # Session pooling: valid for CloudNativePG, but each API connection would pin a backend.
+    "pooler-session-mode": [
+        json_patch(
+            "Pooler",
+            "ilji-db-pooler-rw",
+            {"op": "replace", "path": "/spec/pgbouncer/poolMode", "value": "session"},
+        )
+    ],
+    # A Pooler left pointing at another (or a renamed) Cluster.
+    "pooler-other-cluster": [
+        json_patch(
+            "Pooler", "ilji-db-pooler-rw", {"op": "replace", "path": "/spec/cluster/name", "value": "ilji-pg"}
+        )
+    ],
+    # Two ways to get the Pooler's schema wrong.
+    "pooler-unknown-field": [
+        json_patch(
+            "Pooler",
+            "ilji-db-pooler-rw",
+            {"op": "add", "path": "/spec/pgbouncer/poolmode", "value": "transaction"},
+        )
+    ],
+    "pooler-bad-enum": [
+        json_patch(
+            "Pooler",
+            "ilji-db-pooler-rw",
+            {"op": "replace", "path": "/spec/pgbouncer/poolMode", "value": "statement"},
+        )
     ],
     "cluster-bad-enum": [
         json_patch(

@@ -279,9 +279,9 @@ def database_names_agree(manifests: list[Manifest]) -> Iterator[str]:
     for w in workloads(manifests):
         for c in w.containers():
             for env in c.get("env", []):
-                secret = env.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
                 if env["name"] != "ILJI_DATABASE_URL":
                     continue
+                secret = _credential_secret(c)
                 if _migrates(c):
                     if secret not in owners:
                         yield f"{w.ref}: migrations read Secret {secret}, not the owner's <cluster>-app"
@@ -297,6 +297,76 @@ def database_names_agree(manifests: list[Manifest]) -> Iterator[str]:
                 name = peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/cluster")
                 if name is not None and f"{name}-app" not in owners:
                     yield f"{ref(policy)}: allows egress to cnpg.io/cluster={name}, but no such Cluster"
+
+
+def _env(container: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((e for e in container.get("env", []) if e["name"] == name), None)
+
+
+def _credential_secret(container: dict[str, Any]) -> str | None:
+    """The Secret the database credentials come from: the URL's own, or PGPASSWORD's when the
+    URL is written out (so that its host can be checked) and libpq takes the password from there."""
+    url = _env(container, "ILJI_DATABASE_URL") or {}
+    source = url if "valueFrom" in url else _env(container, "PGPASSWORD") or {}
+    name = source.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+    return str(name) if name is not None else None
+
+
+def _url_host(container: dict[str, Any], name: str) -> str | None:
+    """The host of a database URL written out in the container's env (None: absent or a Secret)."""
+    value = (_env(container, name) or {}).get("value")
+    if not value:
+        return None
+    match = re.match(r"^postgres(?:ql)?://(?:[^@/]*@)?([^:/?]+)", value)
+    return match.group(1) if match else None
+
+
+def readers_and_poolers_fit_the_cluster(manifests: list[Manifest]) -> Iterator[str]:
+    """Poolers pool transactions for a rendered Cluster; readers use standbys; writers' pooled
+    URLs say so (ILJI_DATABASE_POOLED) and LISTEN bypasses the pooler.
+
+    CloudNativePG names a Cluster's Services `<cluster>-rw` (the primary), `-ro` (hot standbys
+    only) and `-r` (any instance), and a Pooler's Service after the Pooler.
+    """
+    clusters = {m["metadata"]["name"] for m in _of_kind(manifests, "Cluster")}
+    poolers = {m["metadata"]["name"]: m for m in _of_kind(manifests, "Pooler")}
+    for pooler in poolers.values():
+        target = pooler["spec"].get("cluster", {}).get("name")
+        if target not in clusters:
+            yield f"{ref(pooler)}: pools for Cluster {target}, which is not rendered"
+        mode = pooler["spec"].get("pgbouncer", {}).get("poolMode", "session")
+        if mode != "transaction":
+            yield (
+                f"{ref(pooler)}: poolMode {mode}: each client would hold a server connection for its "
+                "whole session; Ilji is built for transaction pooling"
+            )
+    primaries = {f"{c}-rw" for c in clusters} | {
+        n for n, p in poolers.items() if p["spec"].get("type", "rw") == "rw"
+    }
+    for w in workloads(manifests):
+        for c in w.containers():
+            reader = _url_host(c, "ILJI_READ_DATABASE_URL")
+            if reader in primaries:
+                yield (
+                    f"{w.ref}: ILJI_READ_DATABASE_URL points at {reader}, the primary: "
+                    "readers belong on the standbys (<cluster>-ro)"
+                )
+            elif reader is not None and not any(reader == f"{k}-ro" or reader == f"{k}-r" for k in clusters):
+                yield f"{w.ref}: ILJI_READ_DATABASE_URL points at {reader}, not a rendered Cluster's -ro"
+            writer = _url_host(c, "ILJI_DATABASE_URL")
+            if writer in poolers:
+                pooled = (_env(c, "ILJI_DATABASE_POOLED") or {}).get("value")
+                if str(pooled).lower() != "true":
+                    yield f"{w.ref}: URL through Pooler {writer} without ILJI_DATABASE_POOLED=true"
+                listen = _url_host(c, "ILJI_LISTEN_DATABASE_URL")
+                if listen is None or listen in poolers:
+                    yield f"{w.ref}: behind Pooler {writer}, LISTEN needs a direct ILJI_LISTEN_DATABASE_URL"
+    for policy in _of_kind(manifests, "NetworkPolicy"):
+        for rule in policy["spec"].get("egress", []):
+            for peer in rule.get("to", []):
+                name = peer.get("podSelector", {}).get("matchLabels", {}).get("cnpg.io/poolerName")
+                if name is not None and name not in poolers:
+                    yield f"{ref(policy)}: allows egress to cnpg.io/poolerName={name}, but no such Pooler"
 
 
 def config_maps_exist(manifests: list[Manifest]) -> Iterator[str]:
@@ -352,6 +422,7 @@ RULES: list[Callable[[list[Manifest]], Iterator[str]]] = [
     shutdown_fits_grace_period,
     one_image,
     database_names_agree,
+    readers_and_poolers_fit_the_cluster,
     config_maps_exist,
     pods_are_restricted,
     standard_labels,

@@ -56,7 +56,12 @@ def test_secrets_are_referenced_never_rendered(rendered: dict[str, Path], overla
     api = one(docs, "Deployment", "ilji-api")["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in api["env"] if "valueFrom" in e}
     assert refs["ILJI_API_TOKENS"] == {"name": "ilji-api-tokens", "key": "tokens"}
-    assert refs["ILJI_DATABASE_URL"] == {"name": "ilji-db-runtime", "key": "uri"}
+    if overlay == "prod":  # URLs written out (their hosts are checked), the password from the Secret
+        assert "ILJI_DATABASE_URL" not in refs
+        assert refs["PGPASSWORD"] == {"name": "ilji-db-runtime", "key": "password"}
+        assert not any(":" in e.get("value", "").split("@")[0][len("postgresql://") :] for e in api["env"])
+    else:
+        assert refs["ILJI_DATABASE_URL"] == {"name": "ilji-db-runtime", "key": "uri"}
     job = one(docs, "Job", "ilji-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert {e["name"]: e["valueFrom"]["secretKeyRef"] for e in job["env"]}["ILJI_DATABASE_URL"] == {
         "name": "ilji-db-app",
@@ -92,6 +97,19 @@ def test_prod_keeps_capacity_through_rollouts_and_failures(rendered: dict[str, P
     assert cluster["postgresql"]["synchronous"]["number"] >= 1
 
 
+def test_prod_api_writes_through_the_pooler_and_reads_from_standbys(rendered: dict[str, Path]) -> None:
+    docs = manifests(rendered["prod"])
+    pooler = one(docs, "Pooler", "ilji-db-pooler-rw")["spec"]
+    assert pooler["cluster"]["name"] == "ilji-db" and pooler["type"] == "rw"
+    assert pooler["pgbouncer"]["poolMode"] == "transaction"
+    api = one(docs, "Deployment", "ilji-api")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in api["env"]}
+    assert env["ILJI_DATABASE_URL"] == "postgresql://ilji_app@ilji-db-pooler-rw:5432/ilji"
+    assert env["ILJI_DATABASE_POOLED"] == "true"
+    assert env["ILJI_LISTEN_DATABASE_URL"] == "postgresql://ilji_app@ilji-db-rw:5432/ilji"
+    assert env["ILJI_READ_DATABASE_URL"] == "postgresql://ilji_app@ilji-db-ro:5432/ilji"
+
+
 def test_dev_runs_one_of_everything(rendered: dict[str, Path]) -> None:
     docs = manifests(rendered["dev"])
     assert one(docs, "HorizontalPodAutoscaler", "ilji-api")["spec"]["minReplicas"] == 1
@@ -110,6 +128,9 @@ CAUGHT_BY_POLICY: dict[str, str] = {
     "privilege-escalation": "Deployment/ilji-api: container api lacks allowPrivilegeEscalation false",
     "owner-in-api": "Deployment/ilji-api: ILJI_DATABASE_URL reads the schema owner's Secret ilji-db-app",
     "role-not-granted": "Deployment/ilji-api: role ilji_app is never granted by the migration",
+    "reader-on-primary": "Deployment/ilji-api: ILJI_READ_DATABASE_URL points at ilji-db-rw, the primary",
+    "pooler-session-mode": "Pooler/ilji-db-pooler-rw: poolMode session",
+    "pooler-other-cluster": "Pooler/ilji-db-pooler-rw: pools for Cluster ilji-pg, which is not rendered",
 }
 
 

@@ -1,4 +1,4 @@
-"""Schema validation: built-in kinds with kubernetes-validate, the Cluster against its CRD."""
+"""Schema validation: built-in kinds with kubernetes-validate, the Cluster and Pooler against their CRDs."""
 
 from __future__ import annotations
 
@@ -73,4 +73,36 @@ def test_crd_validation_catches_a_bad_cluster(
     docs = load(broken.make(variant, BROKEN[variant]).read_text())
     (cluster,) = [d for d in docs if cluster_validator.handles(d)]
     errors = cluster_validator.errors(cluster)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+@pytest.fixture(scope="session")
+def pooler_validator(pooler_crd: Path) -> CrdValidator:
+    return CrdValidator(pooler_crd)
+
+
+def test_prod_pooler_matches_the_cloudnative_pg_crd(
+    pooler_validator: CrdValidator, rendered: dict[str, Path]
+) -> None:
+    poolers = [d for d in load(rendered["prod"].read_text()) if pooler_validator.handles(d)]
+    assert [p["metadata"]["name"] for p in poolers] == ["ilji-db-pooler-rw"]
+    assert pooler_validator.errors(poolers[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        (
+            "pooler-unknown-field",
+            "spec.pgbouncer: Additional properties are not allowed ('poolmode' was unexpected)",
+        ),
+        ("pooler-bad-enum", "spec.pgbouncer.poolMode: 'statement' is not one of ['session', 'transaction']"),
+    ],
+)
+def test_crd_validation_catches_a_bad_pooler(
+    pooler_validator: CrdValidator, broken: BrokenOverlay, variant: str, expected: str
+) -> None:
+    docs = load(broken.make(variant, BROKEN[variant]).read_text())
+    (pooler,) = [d for d in docs if pooler_validator.handles(d)]
+    errors = pooler_validator.errors(pooler)
     assert any(e.startswith(expected) for e in errors), errors

@@ -8,11 +8,14 @@ applied twice or skipped, or a replica that did not drain on SIGTERM.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.servers import pgbouncer_binary
 
 pytestmark = pytest.mark.slow
 
@@ -55,4 +58,36 @@ def test_a_short_rehearsal_loses_nothing_applies_once_and_drains(tmp_path: Path)
     assert c["in_flight_completed"] == c["in_flight_probes"], context
     assert c["worker_sigterm"] > 0 and c["worker_sigterm_clean"] == c["worker_sigterm"], context
     assert all(code == 0 for code in c["final_exit_codes"].values()), context
+    assert c["failed"] == [] and run.returncode == 0, context
+
+
+@pytest.mark.timeout(300)
+def test_a_database_failover_under_load_loses_no_acknowledged_append(tmp_path: Path) -> None:
+    """--failover: a primary with a sync standby behind PgBouncer; the primary SIGKILLed halfway."""
+    if pgbouncer_binary() is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "pgbouncer is not installed: in CI, `make test` installs it (scripts/install-system-deps)"
+            )
+        pytest.skip("pgbouncer is not installed; run scripts/install-system-deps")
+    summary = tmp_path / "counts.json"
+    args = ["--apis", "2", "--workers", "2", "--clients", "4", "--duration", "20", "--failover"]
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--json", str(summary)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert summary.exists(), f"no counts (exit {run.returncode}):\n{run.stdout}\n{run.stderr[-4000:]}"
+    c = json.loads(summary.read_text())
+    context = f"{json.dumps(c, indent=1)}\n{run.stderr[-2000:]}"
+    assert c["database_failover"], context
+    # Every append acknowledged before the primary died is on the promoted standby; none lost.
+    assert c["acknowledged_before_failover"] > 0, context
+    assert c["acknowledged_found_after_failover"] == c["acknowledged_before_failover"], context
+    assert c["lost"] == 0 and c["log_duplicate_ids"] == 0, context
+    # The workers reconnected and applied every event once: applications equal events.
+    assert c["projection_caught_up"] and c["projection_applied"] == c["log_events"], context
+    assert c["projection_applied_twice"] == 0 and c["projection_skipped"] == 0, context
     assert c["failed"] == [] and run.returncode == 0, context

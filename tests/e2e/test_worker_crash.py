@@ -24,7 +24,7 @@ import pytest
 from ilji import NewEvent, PostgresEventStore
 from ilji.embedded import EmbeddedPostgres
 from ilji.projections import Worker, wait_for_position
-from tests.conftest import new_database
+from tests.conftest import new_database, through
 from tests.e2e.worker_fixtures import (
     append_events,
     checkpoint,
@@ -37,6 +37,7 @@ from tests.e2e.worker_fixtures import (
     verify_ledger,
     wait_until,
 )
+from tests.servers import PgBouncer
 
 #: How many times the whole scenario runs (the issue asks for 10).
 CRASH_RUNS = 10
@@ -79,8 +80,14 @@ def run_appender(url: str, stop_flag: threading.Event, prefix: str) -> None:
     asyncio.run(go())
 
 
-def crash_run(url: str, rng: random.Random, logs: Path, run: int) -> tuple[int, list[bool]]:
-    """One scenario; returns the events applied and, per kill, whether it hit mid-projection."""
+def crash_run(
+    url: str, rng: random.Random, logs: Path, run: int, worker_url: str | None = None
+) -> tuple[int, list[bool]]:
+    """One scenario; returns the events applied and, per kill, whether it hit mid-projection.
+
+    `worker_url`: the workers connect there instead (PgBouncer in transaction pooling)."""
+    pooled = worker_url is not None
+    wurl = worker_url or url
     prefix = f"crash{run}"
 
     async def fill() -> None:
@@ -99,7 +106,12 @@ def crash_run(url: str, rng: random.Random, logs: Path, run: int) -> tuple[int, 
             worker_id = f"r{run}-w{i - i % 2}"
             token = row[3] if (row := row_of(url, "crash")) else 0
             proc = spawn_worker(
-                url, "crash_ledger", worker_id, lease_ttl=LEASE_TTL, log=logs / f"{worker_id}.log"
+                wurl,
+                "crash_ledger",
+                worker_id,
+                lease_ttl=LEASE_TTL,
+                log=logs / f"{worker_id}.log",
+                pooled=pooled,
             )
             wait_until(lambda wid=worker_id, t=token: owned_by(url, wid, t), 20, 0.005)
             time.sleep(rng.uniform(0.0, 0.25))
@@ -109,7 +121,12 @@ def crash_run(url: str, rng: random.Random, logs: Path, run: int) -> tuple[int, 
         stop_flag.set()
         appender.join(10)
         final = spawn_worker(
-            url, "crash_ledger", f"r{run}-final", lease_ttl=LEASE_TTL, log=logs / f"r{run}.log"
+            wurl,
+            "crash_ledger",
+            f"r{run}-final",
+            lease_ttl=LEASE_TTL,
+            log=logs / f"r{run}.log",
+            pooled=pooled,
         )
         target = head(url)
         wait_until(lambda: owned_by(url, f"r{run}-final", 0), 30, 0.02)
@@ -167,6 +184,29 @@ def test_sigkilled_workers_never_apply_twice_or_skip(pg_server: EmbeddedPostgres
         f"{CRASH_RUNS} crash runs, {len(in_progress)} kills ({sum(in_progress)} mid-projection), "
         f"{total} events, {time.monotonic() - started:.1f} s (seed {seed})"
     )
+
+
+#: Crash runs through PgBouncer (fewer than above: the same code, only the connection path differs).
+PGBOUNCER_CRASH_RUNS = 2
+
+
+@pytest.mark.slow
+def test_sigkilled_workers_through_pgbouncer_never_apply_twice_or_skip(
+    pg_server: EmbeddedPostgres, pgbouncer: PgBouncer, tmp_path: Path
+) -> None:
+    """The same crash runs with the workers behind PgBouncer in transaction pooling (`--pooled`):
+    leases, fencing and checkpoints hold when every transaction may land on another server
+    connection."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    for run in range(PGBOUNCER_CRASH_RUNS):
+        url = new_database(pg_server)
+        try:
+            crash_run(url, rng, tmp_path, run, worker_url=through(pgbouncer, url))
+        except BaseException:
+            print(f"pgbouncer crash run {run} failed (seed {seed}); worker logs in {tmp_path}")
+            raise
+    asyncio.run(fresh_rebuild_matches(url))
 
 
 def test_worker_process_stops_cleanly_on_sigterm(pg_server: EmbeddedPostgres, tmp_path: Path) -> None:

@@ -214,8 +214,9 @@ def spawn_worker(
     lease_ttl: float = 5.0,
     poll_interval: float = 0.2,
     log: Path | None = None,
+    pooled: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m ilji.projections.worker_main` as a real process."""
+    """Start `python -m ilji.projections.worker_main` as a real process (`pooled`: `url` is PgBouncer)."""
     args = [
         sys.executable,
         "-m",
@@ -232,6 +233,7 @@ def spawn_worker(
         str(poll_interval),
         "--log-format",
         "json",
+        *(["--pooled"] if pooled else []),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     out = log.open("ab") if log else subprocess.DEVNULL

@@ -65,19 +65,27 @@ async def slow_writer(url: str, category: str, appends: int, rng: random.Random)
     return written
 
 
-async def run_once(url: str, seed: int) -> None:
+async def run_once(
+    url: str, seed: int, *, writer_url: str | None = None, reader: PostgresEventStore | None = None
+) -> None:
+    """Writers commit out of order while a follower pages through the log: 0 skipped, 0 twice.
+
+    `writer_url`: where the slow writers' explicit transactions go (default `url`). `reader`:
+    the store the follower reads from (default the store opened on `url`, which also appends).
+    """
     rng = random.Random(seed)
     category = f"conc{uuid.uuid4().hex[:10]}"
     async with await PostgresEventStore.open(url, max_size=6, poll_interval=0.05) as store:
         seen: list[int] = []
+        follower_store = reader or store
 
         async def follower() -> None:
             async def page(cursor: int) -> list:  # type: ignore[type-arg]
-                return await store.read_category(category, cursor, 7)
+                return await follower_store.read_category(category, cursor, 7)
 
             from ilji.store.follow import Listener
 
-            listener = Listener(store.conninfo)
+            listener = Listener(follower_store.listen_conninfo)
             try:
                 async for event in follow_pages(page, 0, 7, listener, poll_interval=0.05):
                     seen.append(event.position)
@@ -86,7 +94,7 @@ async def run_once(url: str, seed: int) -> None:
 
         follow_task = asyncio.create_task(follower())
         # Slow writers in explicit transactions, and fast ones through the store API.
-        slow = [slow_writer(url, category, 25, random.Random(rng.random())) for _ in range(4)]
+        slow = [slow_writer(writer_url or url, category, 25, random.Random(rng.random())) for _ in range(4)]
 
         async def fast_writer() -> int:
             count = 0

@@ -421,11 +421,14 @@ class PartitionRunner:
             raise _Interrupted(lease.interrupt)
 
     async def _read(self, after: int, limit: int | None = None) -> list[RecordedEvent]:
+        # Log pages may come from a hot standby (store.reader): its visible bound is gap-safe
+        # too, and everything this runner writes (read model, checkpoint) goes to the primary.
         p = self.projection
         limit = limit or p.batch_size
+        reader = self.store.reader
         if p.category is None:
-            return await self.store.read_all(after, limit, p.types)
-        return await self.store.read_category(p.category, after, limit, p.types)
+            return await reader.read_all(after, limit, p.types)
+        return await reader.read_category(p.category, after, limit, p.types)
 
     async def _process(self, lease: _Lease) -> None:
         p = self.projection

@@ -97,6 +97,8 @@ class Worker:
         poll_interval: float = 1.0,
         control_interval: float = 1.0,
         listen_conninfo: str | None = None,
+        pooled: bool = False,
+        read_conninfo: str | None = None,
     ) -> None:
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
@@ -115,6 +117,10 @@ class Worker:
         #: Where the LISTEN connection goes (default: the store's). Behind PgBouncer in
         #: transaction mode, give a direct connection here: LISTEN needs a session.
         self.listen_conninfo = listen_conninfo
+        #: The URL goes through a transaction pooler (for the store the worker opens itself).
+        self.pooled = pooled
+        #: A hot standby to read the log from (for the store the worker opens itself).
+        self.read_conninfo = read_conninfo
         self._runners: dict[tuple[str, int, int], PartitionRunner] = {}
         self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
@@ -181,9 +187,12 @@ class Worker:
                 # A frozen worker's open transaction must not hold locks for long (see
                 # transaction_guard.sql; this is the session-wide default for other statements).
                 idle_in_transaction_timeout_ms=int(max(self.lease_ttl * 2, 1.0) * 1000),
+                pooled=self.pooled,
+                listen_conninfo=self.listen_conninfo,
+                read_conninfo=self.read_conninfo,
             )
         store = self.store
-        self._listener = Listener(self.listen_conninfo or store.conninfo)
+        self._listener = Listener(self.listen_conninfo or store.listen_conninfo)
         log.info(
             "worker starting",
             extra={"worker": self.worker_id, "projections": [p.name for p in self.projections]},

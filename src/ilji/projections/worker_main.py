@@ -57,6 +57,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="direct PostgreSQL URL for LISTEN (when --database-url is a pooler)",
     )
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="--database-url goes through a transaction pooler (PgBouncer): no session state",
+    )
+    parser.add_argument(
+        "--read-url", default=None, help="a hot standby to read the log from (writes stay on --database-url)"
+    )
     parser.add_argument("--log-format", choices=["console", "json"], default="console")
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
@@ -72,6 +80,8 @@ async def serve(args: argparse.Namespace) -> None:
         lease_ttl=args.lease_ttl,
         poll_interval=args.poll_interval,
         listen_conninfo=args.listen_url,
+        pooled=args.pooled,
+        read_conninfo=args.read_url,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

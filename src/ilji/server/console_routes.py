@@ -311,7 +311,7 @@ CategoryFilter = Annotated[
 
 
 def _catalog(request: Request) -> Catalog:
-    store = store_of(request)
+    store = store_of(request).reader  # the console only reads: a hot standby when configured
     catalog: Catalog | None = getattr(request.app.state, "catalog", None)
     if catalog is None or catalog.store is not store:
         catalog = request.app.state.catalog = Catalog(store)
@@ -449,7 +449,7 @@ def add_console_routes(app: FastAPI, auth: bool) -> None:
                     "message": f"no domain view is registered for the category of {stream!r}",
                 },
             )
-        store = store_of(request)
+        store = store_of(request).reader
         history = await state_history(store, view, stream, from_version=from_version, limit=limit)
         if history.version == 0:
             raise StreamNotFound(stream)

@@ -122,6 +122,31 @@ LastEventId = Annotated[
         description="SSE only: resume after this id (a browser sends it when it reconnects)",
     ),
 ]
+AtLeast = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=MAX_SAFE_POSITION,
+        description="read your writes: first wait (bounded) until the database read from has the "
+        "append at this position (a hot standby behind the primary); 503, retryable, if it does not",
+    ),
+]
+AtLeastHeader = Annotated[
+    str | None, Header(alias="Ilji-At-Least", description="the same as the `at_least` query parameter")
+]
+
+
+async def reader_of(request: Request, at_least: int | None, header: str | None) -> PostgresEventStore:
+    """The store reads are served from (a hot standby when configured), once it has `at_least`."""
+    reader = store_of(request).reader
+    if at_least is None and header is not None:
+        value = header.strip()
+        if not value.isascii() or not value.isdigit() or int(value) > MAX_SAFE_POSITION:
+            raise ValidationError("Ilji-At-Least", "must be a global position, like 3125248")
+        at_least = int(value)
+    if at_least is not None:
+        await reader.wait_replayed(at_least)
+    return reader
 
 
 def store_of(request: Request) -> PostgresEventStore:
@@ -377,12 +402,14 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         limit: Limit = 100,
         direction: Literal["forward", "backward"] = "forward",
         last_event_id: LastEventId = None,
+        at_least: AtLeast = None,
+        at_least_header: AtLeastHeader = None,
     ) -> Response:
         """A stream's events from `from_version`, oldest or newest first. Ilji's own streams
         (names starting with $, like $audit) need an admin token."""
-        store = store_of(request)
         if stream.startswith("$"):
             await check_admin(request)
+        store = await reader_of(request, at_least, at_least_header)
         if wants_sse(request.headers.get("accept")):
             validate_stream_name(stream, allow_system=True)
             resume = parse_last_event_id(last_event_id)
@@ -415,10 +442,15 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         tags=["log"],
     )
     async def read_all(
-        request: Request, after: After = 0, limit: Limit = 100, last_event_id: LastEventId = None
+        request: Request,
+        after: After = 0,
+        limit: Limit = 100,
+        last_event_id: LastEventId = None,
+        at_least: AtLeast = None,
+        at_least_header: AtLeastHeader = None,
     ) -> Response:
         """Events after position `after`; an empty page means caught up, and then `next` equals `after`."""
-        store = store_of(request)
+        store = await reader_of(request, at_least, at_least_header)
         if wants_sse(request.headers.get("accept")):
             resume = parse_last_event_id(last_event_id)
             return _sse(request, _follow(store, resume if resume is not None else after, None), "all", False)
@@ -446,14 +478,16 @@ def add_routes(app: FastAPI, auth: bool) -> None:
         after: After = 0,
         limit: Limit = 100,
         last_event_id: LastEventId = None,
+        at_least: AtLeast = None,
+        at_least_header: AtLeastHeader = None,
     ) -> Response:
         """Like /v1/all, for the streams of one category (the part of a stream name before the first -).
 
         Ilji's own categories (starting with $, like $audit) need an admin token."""
-        store = store_of(request)
         validate_category(category)
         if category.startswith("$"):
             await check_admin(request)
+        store = await reader_of(request, at_least, at_least_header)
         if wants_sse(request.headers.get("accept")):
             resume = parse_last_event_id(last_event_id)
             start = resume if resume is not None else after

@@ -97,7 +97,9 @@ class Notifier:
 class Listener:
     """One LISTEN connection per process; wakes every waiting follower on a notification."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str | None) -> None:
+        # None: no direct connection to LISTEN on (behind a transaction pooler, where LISTEN
+        # would end with the transaction that ran it): followers rely on polling alone.
         self._conninfo = conninfo
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +111,8 @@ class Listener:
         self.connected = False
 
     def _ensure_running(self) -> None:
+        if self._conninfo is None:
+            return
         if not self._closed and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._run(), name="ilji-listener")
 
@@ -119,6 +123,7 @@ class Listener:
 
     async def _run(self) -> None:
         backoff = 0.1
+        assert self._conninfo is not None
         while not self._closed:
             try:
                 async with await psycopg.AsyncConnection.connect(

@@ -159,6 +159,8 @@ async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list
     if applied:
         await regrant_app_roles(conn)
     await check_transaction_horizon(conn)
+    # A process starting after a promotion records the new timeline (0010) before it serves.
+    await conn.execute("SELECT ilji.note_timeline()")
     return applied
 
 
@@ -186,9 +188,10 @@ async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...
     positions from the old cluster's ids while the new cluster counts from its own, so new
     events would sort before old ones. Physical backups and replicas keep the counter.
     """
+    # ilji.xact_position() (0010) adds the timeline offset to the transaction id, as appends do.
     cur = await conn.execute(
-        "SELECT coalesce(max(position), 0) >> %s, pg_current_xact_id()::text::bigint FROM ilji.events",
-        (POSITION_SHIFT,),
+        "SELECT coalesce(max(position), 0) >> %s, ilji.xact_position() >> %s FROM ilji.events",
+        (POSITION_SHIFT, POSITION_SHIFT),
     )
     row = await cur.fetchone()
     if row and row[0] >= row[1]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -113,6 +115,13 @@ _RETENTION_SAVE = sql.load("retention_save")
 _RETENTION_DROP = sql.load("retention_drop")
 _SCAVENGE_ALLOW = sql.load("scavenge_allow")
 _SCAVENGE_BATCH = sql.load("scavenge_batch")
+_REPLAYED = sql.load("replayed")
+_READ_PLANNER = sql.load("read_planner")
+_TRANSACTION_TIMEOUT = sql.load("transaction_timeout")
+_NOTE_TIMELINE = sql.load("note_timeline")
+
+#: How long a read with `at_least` waits for a standby to replay that position by default.
+DEFAULT_AT_LEAST_TIMEOUT = 5.0
 
 
 def _expected_label(expected: ExpectedVersion) -> int | str:
@@ -147,6 +156,67 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     # jsonb columns are parsed by orjson: several times faster than the json module.
     set_json_loads(orjson.loads, conn)
     await conn.set_autocommit(True)
+    # After a promotion every process reconnects: the first connection records the new
+    # timeline, so that readers see what is written on it (migration 0010).
+    # Not migrated yet: the store's first query reports it.
+    with contextlib.suppress(pg_errors.UndefinedFunction, pg_errors.InvalidSchemaName):
+        await conn.execute(_NOTE_TIMELINE)
+
+
+async def _configure_pooled(conn: psycopg.AsyncConnection[Any]) -> None:
+    await _configure(conn)
+    # Behind PgBouncer the startup `options` are refused or dropped. TimeZone is one of the
+    # parameters PgBouncer tracks per client and sets on whichever server connection it lends
+    # that client, so a plain SET holds across transactions; the others are set per
+    # transaction (read_planner.sql, transaction_timeout.sql).
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+async def _open_pool(
+    conninfo: str,
+    name: str,
+    *,
+    min_size: int,
+    max_size: int,
+    pooled: bool,
+    idle_in_transaction_timeout_ms: int,
+    connect_timeout: float,
+) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+    # enable_bitmapscan=off: the planner cannot estimate the global log's visible bound
+    # (a stable expression), guesses a handful of rows, and would read every row after
+    # the cursor into a bitmap and sort it for each page. An ordered index scan stops
+    # after `limit` rows; Ilji's queries never need bitmap scans.
+    options = (
+        f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms}"
+        " -c enable_bitmapscan=off"
+        # Timestamps in UTC: recorded_at is documented as UTC, and psycopg builds
+        # datetimes with the fixed UTC tzinfo much faster than with a zoneinfo zone.
+        " -c timezone=UTC"
+    )
+    kwargs: dict[str, Any] = {"application_name": name}
+    if pooled:
+        # A transaction pooler lends each transaction any server connection: a statement
+        # prepared on one is unknown on the next (PgBouncer before 1.21, or without
+        # max_prepared_statements), so psycopg must never prepare.
+        kwargs["prepare_threshold"] = None
+    else:
+        kwargs["options"] = options
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=kwargs,
+        configure=_configure_pooled if pooled else _configure,
+        open=False,
+        timeout=connect_timeout,
+        name=name,
+    )
+    try:
+        await pool.open(wait=True, timeout=connect_timeout)
+    except Exception as exc:
+        await pool.close()
+        raise StoreUnavailable(f"cannot connect to PostgreSQL ({name}): {exc}") from exc
+    return pool
 
 
 class PostgresEventStore:
@@ -162,16 +232,50 @@ class PostgresEventStore:
         poll_interval: float = 1.0,
         owns_pool: bool = True,
         group_commit: bool = True,
+        pooled: bool = False,
+        listen_conninfo: str | None = None,
+        read_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None,
+        read_conninfo: str | None = None,
+        idle_in_transaction_timeout_ms: int = 60_000,
+        at_least_timeout: float = DEFAULT_AT_LEAST_TIMEOUT,
     ) -> None:
         self.pool = pool
         self.conninfo = conninfo
         self.max_event_size = max_event_size
         self.poll_interval = poll_interval
+        #: True when `pool` goes through a transaction pooler (PgBouncer): no session state.
+        self.pooled = pooled
+        #: Where LISTEN connects: a direct connection to the primary; None polls only.
+        self.listen_conninfo = listen_conninfo or (None if pooled else conninfo)
+        self.idle_in_transaction_timeout_ms = idle_in_transaction_timeout_ms
+        self.at_least_timeout = at_least_timeout
         self._owns_pool = owns_pool
         self._notifier = Notifier(pool) if notify else None
         self._listener: Listener | None = None
         # Concurrent appends share statements and commits (docs/en/architecture.md).
         self.group_commit = GroupCommitter(pool, self._append_alone) if group_commit else None
+        self._read_pool = read_pool
+        self._primary: PostgresEventStore | None = None  # set on a `reader` view
+        #: The store to read streams and the log from: a view on the hot standby when a read
+        #: URL is configured, else this store itself. Appends, expected-version and
+        #: idempotency checks, lifecycle and every transaction stay on this (primary) store.
+        self.reader: PostgresEventStore = self
+        if read_pool is not None:
+            self.reader = PostgresEventStore(
+                read_pool,
+                read_conninfo or conninfo,
+                max_event_size=max_event_size,
+                notify=False,
+                poll_interval=poll_interval,
+                owns_pool=False,
+                group_commit=False,  # a reader never appends
+                # A standby cannot LISTEN (and never sees NOTIFY): wake on the primary's.
+                listen_conninfo=self.listen_conninfo,
+                at_least_timeout=at_least_timeout,
+            )
+            if self.listen_conninfo is None:
+                self.reader.listen_conninfo = None
+            self.reader._primary = self
 
     @classmethod
     async def open(
@@ -186,37 +290,33 @@ class PostgresEventStore:
         idle_in_transaction_timeout_ms: int = 60_000,
         connect_timeout: float = 10.0,
         group_commit: bool = True,
+        pooled: bool = False,
+        listen_conninfo: str | None = None,
+        read_conninfo: str | None = None,
+        at_least_timeout: float = DEFAULT_AT_LEAST_TIMEOUT,
     ) -> PostgresEventStore:
         """Open a pool to `conninfo` (a PostgreSQL URL) and wait until it has a connection.
 
+        `pooled`: `conninfo` goes through a transaction pooler such as PgBouncer (no prepared
+        statements, no session settings); LISTEN then needs `listen_conninfo`, a direct URL
+        of the primary, or followers poll. `read_conninfo`: a hot standby for `reader`.
         `group_commit` (on by default) writes concurrent appends of this process together,
-        one statement and one commit per group."""
-        # enable_bitmapscan=off: the planner cannot estimate the global log's visible bound
-        # (a stable expression), guesses a handful of rows, and would read every row after
-        # the cursor into a bitmap and sort it for each page. An ordered index scan stops
-        # after `limit` rows; Ilji's queries never need bitmap scans.
-        options = (
-            f"-c idle_in_transaction_session_timeout={idle_in_transaction_timeout_ms}"
-            " -c enable_bitmapscan=off"
-            # Timestamps in UTC: recorded_at is documented as UTC, and psycopg builds
-            # datetimes with the fixed UTC tzinfo much faster than with a zoneinfo zone.
-            " -c timezone=UTC"
-        )
-        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
-            conninfo,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={"options": options, "application_name": "ilji"},
-            configure=_configure,
-            open=False,
-            timeout=connect_timeout,
-            name="ilji",
-        )
-        try:
-            await pool.open(wait=True, timeout=connect_timeout)
-        except Exception as exc:
-            await pool.close()
-            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        one statement and one commit per group.
+        """
+        options: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "idle_in_transaction_timeout_ms": idle_in_transaction_timeout_ms,
+            "connect_timeout": connect_timeout,
+        }
+        pool = await _open_pool(conninfo, "ilji", pooled=pooled, **options)
+        read_pool = None
+        if read_conninfo:
+            try:
+                read_pool = await _open_pool(read_conninfo, "ilji-read", pooled=False, **options)
+            except StoreUnavailable:
+                await pool.close()
+                raise
         return cls(
             pool,
             conninfo,
@@ -224,6 +324,12 @@ class PostgresEventStore:
             notify=notify,
             poll_interval=poll_interval,
             group_commit=group_commit,
+            pooled=pooled,
+            listen_conninfo=listen_conninfo,
+            read_pool=read_pool,
+            read_conninfo=read_conninfo,
+            idle_in_transaction_timeout_ms=idle_in_transaction_timeout_ms,
+            at_least_timeout=at_least_timeout,
         )
 
     async def close(self) -> None:
@@ -234,8 +340,52 @@ class PostgresEventStore:
             await self._notifier.close()
         if self._listener:
             await self._listener.close()
+        if self.reader is not self:
+            await self.reader.close()
+            if self._read_pool is not None:
+                await self._read_pool.close()
         if self._owns_pool:
             await self.pool.close()
+
+    async def wait_replayed(self, position: int, within: float | None = None) -> None:
+        """Return once this store's server has finished the append at `position`.
+
+        On a hot standby this waits (bounded: `within` seconds, default `at_least_timeout`) until the
+        standby has replayed it, so a client reads its own writes across the replication lag;
+        on the primary it returns at once for any position an append returned. Raises
+        `StoreUnavailable` (retryable) when the time is up, and `ValidationError` at once for a
+        position no completed append has (the primary has not finished it either).
+        """
+        validate_after(position, "at_least")
+        if await self._finished(position):
+            return
+        # Not here yet. Worth waiting for only if the primary has it (this may be the primary).
+        primary = self._primary
+        if primary is None or not await primary._finished(position):
+            raise ValidationError("at_least", f"no completed append has position {position}")
+        limit = self.at_least_timeout if within is None else within
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        delay = 0.002
+        while not await self._finished(position):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise StoreUnavailable(
+                    f"the database read from has not caught up with position {position} "
+                    f"within {limit:g} s (replication lag): retry the read"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.1)
+
+    async def _finished(self, position: int) -> bool:
+        """Has this store's server finished (on a standby: replayed) the append at `position`?"""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_REPLAYED, {"position": position})
+                row = await cur.fetchone()
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        return bool(row is not None and row[0])
 
     async def __aenter__(self) -> PostgresEventStore:
         return self
@@ -423,11 +573,15 @@ class PostgresEventStore:
         from_version: int | None = None,
         limit: int | None = None,
         direction: Direction = "forward",
+        *,
+        at_least: int | None = None,
     ) -> list[RecordedEvent]:
         """Events of one stream from `from_version` (inclusive): all of them unless `limit` is given.
 
         Forward starts at version 1 by default; backward starts at the newest event. Without
         `limit` the stream is read `STREAM_PAGE` events per query until its end.
+        `at_least`: first wait until the append at that position is readable here (a standby
+        behind the primary; see `wait_replayed`).
         """
         validate_stream_name(stream, allow_system=True)
         if limit is not None:
@@ -440,6 +594,8 @@ class PostgresEventStore:
             start = MAX_SAFE_POSITION if from_version is None else from_version
         else:
             raise ValidationError("direction", "must be 'forward' or 'backward'")
+        if at_least is not None:
+            await self.wait_replayed(at_least)
         if limit is not None:
             return await self._fetch_events(query, {"stream": stream, "from_version": start, "limit": limit})
         events: list[RecordedEvent] = []
@@ -463,13 +619,23 @@ class PostgresEventStore:
         return int(row[0]) if row else 0
 
     async def read_all(
-        self, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
+        self,
+        after: int = 0,
+        limit: int = 100,
+        types: Sequence[str] | None = None,
+        *,
+        at_least: int | None = None,
     ) -> list[RecordedEvent]:
-        """Committed events with a position greater than `after`, in global order."""
+        """Committed events with a position greater than `after`, in global order.
+
+        `at_least`: first wait until the append at that position is readable (`wait_replayed`).
+        """
         validate_after(after)
         validate_limit(limit)
         params = {"after": after, "limit": limit, "types": _types(types)}
-        return await self._fetch_events(_READ_ALL, params)
+        if at_least is not None:
+            await self.wait_replayed(at_least)
+        return await self._fetch_events(_READ_ALL, params, ordered_scan=True)
 
     async def read_category(
         self,
@@ -477,23 +643,36 @@ class PostgresEventStore:
         after: int = 0,
         limit: int = 100,
         types: Sequence[str] | None = None,
+        *,
+        at_least: int | None = None,
     ) -> list[RecordedEvent]:
         """Like `read_all`, for the streams whose category is `category`."""
         validate_category(category)
         validate_after(after)
         validate_limit(limit)
         params = {"category": category, "after": after, "limit": limit, "types": _types(types)}
-        return await self._fetch_events(_READ_CATEGORY, params)
+        if at_least is not None:
+            await self.wait_replayed(at_least)
+        return await self._fetch_events(_READ_CATEGORY, params, ordered_scan=True)
 
-    async def _fetch_events(self, query: bytes, params: dict[str, Any]) -> list[RecordedEvent]:
+    async def _fetch_events(
+        self, query: bytes, params: dict[str, Any], *, ordered_scan: bool = False
+    ) -> list[RecordedEvent]:
         try:
             # getconn/putconn rather than pool.connection(): pages of the log are a hot path.
             conn = await self.pool.getconn()
             try:
                 # Binary results: integers, UUIDs and timestamps parse faster than as text.
                 cur = conn.cursor(binary=True)
-                await cur.execute(query, params)
-                rows = await cur.fetchall()
+                if self.pooled and ordered_scan:
+                    # One round trip for BEGIN, the planner setting and the page.
+                    async with conn.pipeline(), conn.transaction():
+                        await conn.execute(_READ_PLANNER)
+                        await cur.execute(query, params)
+                        rows = await cur.fetchall()
+                else:
+                    await cur.execute(query, params)
+                    rows = await cur.fetchall()
             finally:
                 await self.pool.putconn(conn)
         except psycopg.Error as exc:
@@ -517,7 +696,7 @@ class PostgresEventStore:
             validate_category(category)
         validate_after(after)
         if self._listener is None:
-            self._listener = Listener(self.conninfo)
+            self._listener = Listener(self.listen_conninfo)
 
         async def page(cursor: int) -> list[RecordedEvent]:
             if category is None:
@@ -552,6 +731,10 @@ class PostgresEventStore:
         """
         try:
             async with self.pool.connection() as conn, conn.transaction():
+                if self.pooled:
+                    await conn.execute(
+                        _TRANSACTION_TIMEOUT, {"timeout_ms": str(self.idle_in_transaction_timeout_ms)}
+                    )
                 await conn.execute(SYSTEM_APPEND_LOCK)
                 result, events, outcome = await body(conn)
                 record = audit_event(actor, action, target, parameters, outcome)

@@ -14,7 +14,10 @@
 -- statement fail on events_stream_version_key (or events_id_key for an id); the caller
 -- runs it again.
 -- MATERIALIZED: each stream's head is read once per part (inlined, it was read twice).
-WITH part AS MATERIALIZED (
+-- first: the position of this transaction's index 0 (ilji.xact_position(), migration 0010),
+-- computed once per statement.
+WITH first AS MATERIALIZED (SELECT ilji.xact_position() AS position),
+part AS MATERIALIZED (
     SELECT p.part, p.stream, p.expected, p.start, p.size,
            (SELECT coalesce(max(h.version), 0) FROM ilji.events AS h WHERE h.stream = p.stream) AS head
     FROM unnest(%(streams)b::text[], %(expected)b::int8[], %(starts)b::int8[], %(sizes)b::int8[])
@@ -49,14 +52,14 @@ placed AS (
 ),
 inserted AS (
     INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
-    SELECT (pg_current_xact_id()::text::bigint << 12) + p.start + e.step - 1,
+    SELECT first.position + p.start + e.step - 1,
            e.id, p.stream, p.base + e.step, e.type, e.data, e.metadata
-    FROM placed AS p JOIN event AS e ON e.part = p.part
+    FROM first, placed AS p JOIN event AS e ON e.part = p.part
     WHERE p.ok
 )
 SELECT p.ok,
        CASE WHEN p.ok THEN p.base + 1 ELSE p.head END,
-       CASE WHEN p.ok THEN (pg_current_xact_id()::text::bigint << 12) + p.start END,
+       CASE WHEN p.ok THEN first.position + p.start END,
        p.reused
-FROM placed AS p
+FROM first, placed AS p
 ORDER BY p.part

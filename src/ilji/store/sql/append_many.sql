@@ -9,11 +9,15 @@ WITH head AS (
     FROM ilji.events
     WHERE stream = %(stream)s
 ),
+-- Once per statement (a CTE with a volatile function is evaluated once), not once per event.
+first AS (
+    SELECT ilji.xact_position() AS position
+),
 inserted AS (
     INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
-    SELECT (pg_current_xact_id()::text::bigint << 12) + u.ord - 1,
+    SELECT first.position + u.ord - 1,
            u.id, %(stream)s, head.version + u.ord, u.type, u.data, u.metadata
-    FROM head,
+    FROM head, first,
          unnest(%(ids)b::uuid[], %(types)b::text[],
                 %(data)b::text[]::jsonb[], %(metadata)b::text[]::jsonb[])
              WITH ORDINALITY AS u(id, type, data, metadata, ord)

@@ -9,7 +9,7 @@ WITH head AS (
     WHERE stream = %(stream)s
 )
 INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)
-SELECT pg_current_xact_id()::text::bigint << 12,
+SELECT ilji.xact_position(),
        %(id)s, %(stream)s, head.version + 1, %(type)s, %(data)s::jsonb, %(metadata)s::jsonb
 FROM head
 WHERE %(expected)s::bigint = -1
