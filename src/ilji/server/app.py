@@ -18,7 +18,6 @@ from types import FrameType
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
@@ -29,10 +28,12 @@ from ilji.domain.errors import IljiError
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
+from ilji.server.docs_page import add_docs_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
 from ilji.server.limits import BodyLimitMiddleware, CrossOriginGuard, Utf8UrlMiddleware
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
+from ilji.server.openapi import finish, route_operation_id
 from ilji.server.projection_routes import add_projection_routes
 from ilji.server.ratelimit import RateLimitMiddleware, rate_limits
 from ilji.server.routes import OrjsonResponse, add_routes, append_operation
@@ -164,6 +165,7 @@ def create_app(
     waits for open connections: SSE streams would otherwise keep it waiting until its timeout.
     """
     tokens = parse_tokens(settings.api_tokens)
+    limits = rate_limits(settings)
     drain = drain or Drain()
 
     @contextlib.asynccontextmanager
@@ -196,6 +198,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         default_response_class=OrjsonResponse,
+        generate_unique_id_function=route_operation_id,
     )
     app.state.settings = settings
     app.state.tokens = tokens
@@ -217,12 +220,7 @@ def create_app(
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
             stream_path = schema["paths"].setdefault("/v1/streams/{stream}", {})
             stream_path["post"] = append_operation(tokens.enabled)
-            if tokens.enabled:
-                schema.setdefault("components", {})["securitySchemes"] = {
-                    "bearer": {"type": "http", "scheme": "bearer"}
-                }
-                schema["security"] = [{"bearer": []}]
-            app.openapi_schema = schema
+            app.openapi_schema = finish(schema, auth=tokens.enabled, rate_limited=limits is not None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -231,19 +229,12 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return OrjsonResponse(openapi())
 
-    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
-    async def docs(request: Request) -> Response:
-        # The document is embedded in the page: a browser fetching /openapi.json by itself
-        # would carry no token.
-        return get_swagger_ui_html(
-            openapi_url="", title="Ilji API", swagger_ui_parameters={"spec": openapi()}
-        )
+    add_docs_routes(app, openapi)
 
     # The last added middleware runs first: metrics see every answer, including a 413 or 429.
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
     app.add_middleware(Utf8UrlMiddleware)
     app.add_middleware(CrossOriginGuard)
-    limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.access_log)
