@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: node-example soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,12 +31,16 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	cd docs/snippets && ../../$(BIN)/mypy --strict --cache-dir ../../.mypy_cache *.py
 
-test: system-deps lint typecheck deploy-tools
+test: system-deps node-example lint typecheck deploy-tools
 	$(BIN)/pytest -q
 
-# Debian packages the tests need (Chromium for the console's browser tests).
+# Debian packages the tests need (Chromium for the console's browser tests, Node.js and npm).
 system-deps:
 	@scripts/install-system-deps
+
+# The Node.js example's packages, from its lockfile (skipped when already installed).
+node-example: system-deps
+	@scripts/install-node-example
 
 # Known vulnerabilities in the installed dependencies, from PyPI's advisory data. --strict
 # fails when a package could not be checked, so a mirror without that data (like the one on
