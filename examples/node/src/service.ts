@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import createClient from "openapi-fetch";
 import type { components, paths } from "./generated/ilji-api.js";
+// --8<-- [start:client]
 
 type RecordedEvent = components["schemas"]["EventOut"];
 type Problem = components["schemas"]["Problem"];
@@ -22,6 +23,7 @@ const count = Number(process.env.ILJI_EVENTS ?? "10");
 const auth: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
 // JSON answers only: the read routes also answer text/event-stream, which `follow` reads itself.
 const ilji = createClient<paths, `${string}/${string}json`>({ baseUrl, headers: auth });
+// --8<-- [end:client]
 
 function failure(operation: string, status: number, problem: Problem): Error {
   return new Error(`${operation}: ${status} ${problem.type}: ${problem.detail}`);
@@ -40,6 +42,7 @@ async function endOfLog(): Promise<number> {
   }
 }
 
+// --8<-- [start:append]
 /** Append one event if the stream is at `expected`; a conflict comes back as a typed problem. */
 async function append(stream: string, expected: number, i: number): Promise<string> {
   const id = randomUUID();
@@ -51,6 +54,7 @@ async function append(stream: string, expected: number, i: number): Promise<stri
   if (data.last_version !== expected + 1) throw new Error(`unexpected version ${data.last_version}`);
   return id;
 }
+// --8<-- [end:append]
 
 function isEvent(value: unknown): value is RecordedEvent {
   const v = value as Partial<RecordedEvent> | null;
@@ -59,6 +63,7 @@ function isEvent(value: unknown): value is RecordedEvent {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// --8<-- [start:follow]
 /**
  * The global log after `after`, live, for ever (until `signal` aborts). A lost connection,
  * a restart or a 503 is followed by a reconnection with `Last-Event-ID`, after a growing
@@ -107,6 +112,7 @@ async function* follow(after: number, signal: AbortSignal): AsyncGenerator<Recor
     pause = Math.min(pause * 2, 5000);
   }
 }
+// --8<-- [end:follow]
 
 async function main(): Promise<number> {
   const stream = `node-${randomUUID().slice(0, 8)}`;
