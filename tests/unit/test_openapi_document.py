@@ -8,6 +8,7 @@ operations. tests/e2e/test_openapi_statuses.py checks the statuses against a rea
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -58,6 +59,16 @@ def test_operation_ids_are_meaningful_and_unique(doc: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids))
     for name in ("appendToStream", "readStream", "readAll", "readCategory"):
         assert name in ids
+
+
+def test_the_example_domains_routes_get_meaningful_unique_ids() -> None:
+    app = create_app(Settings())
+    for name in ("conference", "ships", "orders"):  # as `ilji serve --example NAME` mounts them
+        app.include_router(importlib.import_module(f"examples.{name}.http").router(None, None))
+    ids = [op["operationId"] for _, _, op in operations(app.openapi())]
+    assert [i for i in ids if is_generated_id(i)] == []
+    assert len(ids) == len(set(ids)), sorted(ids)
+    assert {"conferenceReserve", "shipsCargoHistory", "ordersShow", "conferenceShow"} <= set(ids)
 
 
 def test_every_documented_route_has_an_id_from_the_table() -> None:

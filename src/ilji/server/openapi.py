@@ -82,14 +82,22 @@ def _camel(name: str) -> str:
 
 
 def operation_id(name: str) -> str:
-    """The operation id of the handler called `name` (camelCase of the name if not in the table:
-    the example domains' routes)."""
-    return OPERATION_IDS.get(name) or _camel(name)
+    """The operation id of the handler called `name`, from the table."""
+    return OPERATION_IDS[name]
 
 
 def route_operation_id(route: APIRoute) -> str:
-    """FastAPI's `generate_unique_id_function`: the id from the table."""
-    return operation_id(route.name)
+    """FastAPI's `generate_unique_id_function`: the id from the table.
+
+    The example domains' routes (`/examples/<domain>/…`, mounted by `ilji serve --example`)
+    are not in the table: theirs is the domain and the handler's name in camelCase
+    (`conferenceReserve`), since two domains may both have a `show`.
+    """
+    if route.name in OPERATION_IDS:
+        return OPERATION_IDS[route.name]
+    parts = [p for p in route.path.split("/") if p and not p.startswith("{")]
+    domain = parts[1] if len(parts) > 1 and parts[0] == "examples" else ""
+    return _camel(f"{domain}_{route.name}" if domain else route.name)
 
 
 _EVENT_EXAMPLE = {
