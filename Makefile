@@ -15,12 +15,12 @@ $(RUN_STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-run-*
 	@touch $@
 
-.PHONY: soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
+.PHONY: node-example soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): $(RUN_STAMP)
-	@echo "== installing the dev, bench and docs tools (pip install -e '.[dev,bench,docs]')"
+	@echo "== installing the dev, bench and docs tools (pip install -e '.[dev,client,bench,docs]')"
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,bench,docs]'
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,client,bench,docs]'
 	@rm -f $(VENV)/.installed-dev-*
 	@touch $@
 
@@ -44,12 +44,16 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	cd docs/snippets && ../../$(BIN)/mypy --strict --cache-dir ../../.mypy_cache *.py
 
-test: system-deps lint typecheck deploy-tools
+test: system-deps node-example lint typecheck deploy-tools
 	$(BIN)/pytest -q
 
-# Debian packages the tests need (Chromium for the console's browser tests).
+# Debian packages the tests need (Chromium for the console's browser tests, Node.js and npm).
 system-deps:
 	@scripts/install-system-deps
+
+# The Node.js example's packages, from its lockfile (skipped when already installed).
+node-example: system-deps
+	@scripts/install-node-example
 
 # Known vulnerabilities in the installed dependencies, from PyPI's advisory data. --strict
 # fails when a package could not be checked, so a mirror without that data (like the one on

@@ -81,10 +81,14 @@ class Server:
 
 
 def start_server(
-    database_url: str, *, env: dict[str, str] | None = None, args: list[str] | None = None
+    database_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    port: int | None = None,
 ) -> Server:
-    """Start `ilji serve` on a free loopback port and wait until /healthz answers."""
-    port = free_port()
+    """Start `ilji serve` on a loopback port (a free one unless given) and wait until /healthz answers."""
+    port = port or free_port()
     log_file = tempfile.NamedTemporaryFile(prefix="ilji-serve-", suffix=".log", delete=False)  # noqa: SIM115
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("ILJI_")},

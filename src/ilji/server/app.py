@@ -20,7 +20,6 @@ from types import FrameType
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import HTMLResponse, Response
 
@@ -32,6 +31,7 @@ from ilji.domain.events import TRANSACTION_IDS_WARNING
 from ilji.server import problems
 from ilji.server.auth import Role, parse_tokens, require
 from ilji.server.console_routes import add_console_routes
+from ilji.server.docs_page import add_docs_routes
 from ilji.server.lifecycle_routes import add_lifecycle_routes
 from ilji.server.limits import (
     BodyLimitMiddleware,
@@ -42,6 +42,7 @@ from ilji.server.limits import (
 )
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
+from ilji.server.openapi import finish, route_operation_id
 from ilji.server.projection_routes import add_projection_routes
 from ilji.server.ratelimit import RateLimitMiddleware, rate_limits
 from ilji.server.routes import OrjsonResponse, add_routes, append_operation
@@ -221,6 +222,7 @@ def create_app(
     serving once the app has started (`_tune_gc`).
     """
     tokens = parse_tokens(settings.api_tokens)
+    limits = rate_limits(settings)
     drain = drain or Drain()
 
     @contextlib.asynccontextmanager
@@ -257,6 +259,7 @@ def create_app(
         redoc_url=None,
         default_response_class=OrjsonResponse,
         **_telemetry_off(),
+        generate_unique_id_function=route_operation_id,
     )
     app.state.settings = settings
     app.state.tokens = tokens
@@ -281,12 +284,7 @@ def create_app(
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
             stream_path = schema["paths"].setdefault("/v1/streams/{stream}", {})
             stream_path["post"] = append_operation(tokens.enabled)
-            if tokens.enabled:
-                schema.setdefault("components", {})["securitySchemes"] = {
-                    "bearer": {"type": "http", "scheme": "bearer"}
-                }
-                schema["security"] = [{"bearer": []}]
-            app.openapi_schema = schema
+            app.openapi_schema = finish(schema, auth=tokens.enabled, rate_limited=limits is not None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -306,13 +304,7 @@ def create_app(
     async def openapi_json(request: Request) -> Response:
         return OrjsonResponse(openapi())
 
-    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
-    async def docs(request: Request) -> Response:
-        # The document is embedded in the page: a browser fetching /openapi.json by itself
-        # would carry no token.
-        return get_swagger_ui_html(
-            openapi_url="", title="Ilji API", swagger_ui_parameters={"spec": openapi()}
-        )
+    add_docs_routes(app, openapi)
 
     # The last added middleware runs first: metrics see every answer, including a 413 or 429.
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
@@ -321,7 +313,6 @@ def create_app(
     if not tokens.enabled:
         # Every request is an admin's without tokens: only this machine's names may reach it.
         app.add_middleware(HostGuard, allowed=parse_allowed_hosts(settings.allowed_hosts))
-    limits = rate_limits(settings)
     if limits is not None:
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.access_log)

@@ -101,7 +101,7 @@ def _serve(request: Request, name: str) -> Response:
 class StreamSummaryOut(BaseModel):
     """A stream and its newest event."""
 
-    stream: str
+    stream: str = Field(description="the stream's name")
     version: int = Field(description="the stream's version (its number of events)")
     last_position: int = Field(description="the global position of its newest event")
     last_recorded_at: str = Field(description="when its newest event was recorded (RFC 3339, UTC)")
@@ -110,7 +110,7 @@ class StreamSummaryOut(BaseModel):
 class StreamList(BaseModel):
     """A page of streams in name order: pass `next` as `after` for the next page."""
 
-    streams: list[StreamSummaryOut]
+    streams: list[StreamSummaryOut] = Field(description="the streams, in name order")
     next: str | None = Field(description="the cursor of the next page (null: no more)")
 
 
@@ -118,49 +118,49 @@ class AppendBucketOut(BaseModel):
     """Events recorded from `start` for `bucket_seconds`."""
 
     start: str = Field(description="RFC 3339, UTC")
-    events: int
+    events: int = Field(description="events recorded in the bucket")
 
 
 class StatsOut(BaseModel):
     """Counts and recent appends. Past their caps, counts are estimates (`*_exact`: false)."""
 
-    events: int
-    events_exact: bool
-    streams: int
-    streams_exact: bool
+    events: int = Field(description="events in the store")
+    events_exact: bool = Field(description="false when `events` is an estimate")
+    streams: int = Field(description="streams in the store")
+    streams_exact: bool = Field(description="false when `streams` is an estimate")
     last_position: int = Field(description="the newest event's global position (0: none)")
     last_recorded_at: str | None = Field(description="when the newest event was recorded")
     follow_from: int = Field(description="a position to follow the log from (SSE `after`) to see new events")
-    window_minutes: int
-    bucket_seconds: int
+    window_minutes: int = Field(description="the minutes the buckets cover")
+    bucket_seconds: int = Field(description="the length of one bucket")
     complete_since: str = Field(
         description="buckets before this time are partial (only recent events are read)"
     )
-    events_last_minute: int
+    events_last_minute: int = Field(description="events recorded in the last minute")
     appends_per_second: float = Field(description="events recorded per second over the last minute")
-    buckets: list[AppendBucketOut]
+    buckets: list[AppendBucketOut] = Field(description="events recorded per bucket, oldest first")
 
 
 class ViewOut(BaseModel):
     """A registered domain view: the streams of `category` can be shown version by version."""
 
-    category: str
-    title: str
-    state_type: str
-    event_types: list[str]
+    category: str = Field(description="the category whose streams it shows")
+    title: str = Field(description="a title for people")
+    state_type: str = Field(description="the name of the state's type")
+    event_types: list[str] = Field(description="the event types it folds")
 
 
 class ViewList(BaseModel):
     """Every registered domain view."""
 
-    views: list[ViewOut]
+    views: list[ViewOut] = Field(description="the views, by category")
 
 
 class ChangeOut(BaseModel):
     """What one event changed in the state, at `path` (object keys and array indexes)."""
 
-    path: list[str | int]
-    kind: Literal["added", "removed", "changed"]
+    path: list[str | int] = Field(description="where in the state: object keys and array indexes")
+    kind: Literal["added", "removed", "changed"] = Field(description="added, removed or changed")
     before: Any = Field(default=None, description="the value before (removed, changed)")
     after: Any = Field(default=None, description="the value after (added, changed)")
 
@@ -168,23 +168,23 @@ class ChangeOut(BaseModel):
 class StateOut(BaseModel):
     """One version: its event, the state right after it, and what the event changed."""
 
-    event: EventOut
-    state: dict[str, Any]
-    changes: list[ChangeOut]
+    event: EventOut = Field(description="the event of this version")
+    state: dict[str, Any] = Field(description="the state right after the event")
+    changes: list[ChangeOut] = Field(description="what the event changed")
     error: str | None = Field(description="why the event could not be applied (the state did not change)")
 
 
 class StateHistoryOut(BaseModel):
     """A page of a stream's versions folded by its domain view."""
 
-    stream: str
-    category: str
-    title: str
-    state_type: str
+    stream: str = Field(description="the stream's name")
+    category: str = Field(description="its category (the view's)")
+    title: str = Field(description="the view's title")
+    state_type: str = Field(description="the name of the state's type")
     version: int = Field(description="the stream's current version")
-    from_version: int
+    from_version: int = Field(description="the first version of this page")
     before: dict[str, Any] = Field(description="the state before `from_version` (the initial state for 1)")
-    states: list[StateOut]
+    states: list[StateOut] = Field(description="one entry per version")
     next: int | None = Field(description="`from_version` of the next page (null: no more)")
 
 

@@ -80,67 +80,69 @@ class AppendRequest(BaseModel):
         default="any",
         description="the stream's version this append expects (0: no events), or a stream state",
     )
-    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_APPEND)
+    events: list[EventIn] = Field(
+        min_length=1, max_length=MAX_EVENTS_PER_APPEND, description="the events, stored in this order"
+    )
 
 
 class AppendResponse(BaseModel):
     """Where the batch landed."""
 
-    stream: str
-    first_version: int
-    last_version: int
-    first_position: int
-    last_position: int
+    stream: str = Field(description="the stream appended to")
+    first_version: int = Field(description="the version of the batch's first event")
+    last_version: int = Field(description="the version of the batch's last event: the stream's version now")
+    first_position: int = Field(description="the global position of the batch's first event")
+    last_position: int = Field(description="the global position of the batch's last event")
 
 
 class EventOut(BaseModel):
     """A stored event."""
 
-    id: uuid.UUID
-    stream: str
+    id: uuid.UUID = Field(description="the event's id (a UUID, unique in the store)")
+    stream: str = Field(description="the stream it belongs to")
     version: int = Field(description="its place in its stream, from 1")
     position: int = Field(description="its place in the global log")
-    type: str
-    data: dict[str, Any]
-    metadata: dict[str, Any]
+    type: str = Field(description="the event's type, like OrderPlaced")
+    data: dict[str, Any] = Field(description="the event's data: a JSON object")
+    metadata: dict[str, Any] = Field(description="the event's metadata: a JSON object")
     recorded_at: str = Field(description="RFC 3339, UTC")
 
 
 class StreamPage(BaseModel):
     """Events of one stream."""
 
-    stream: str
+    stream: str = Field(description="the stream read")
     version: int = Field(description="the stream's current version (its number of events)")
-    events: list[EventOut]
+    events: list[EventOut] = Field(description="the events, in the order asked for")
 
 
 class LogPage(BaseModel):
     """A page of the global log or of a category: pass `next` as `after` for the next page."""
 
-    events: list[EventOut]
-    next: int
+    events: list[EventOut] = Field(description="the events in global order")
+    next: int = Field(description="pass as `after` for the next page (equals `after` when caught up)")
 
 
 class Health(BaseModel):
     """A probe's answer."""
 
-    status: str
+    status: str = Field(description="ok (alive) or ready (can serve requests)")
 
 
 class PartitionOut(BaseModel):
     """One partition of one version of a projection."""
 
-    version: int
-    partition: int
+    version: int = Field(description="the projection version this partition belongs to")
+    partition: int = Field(description="the partition's number, from 0")
     partitions: int = Field(description="how many partitions this version has")
-    state: State
+    state: State = Field(description="running, catching_up, stopped, paused, failed or retired")
     checkpoint: int = Field(description="the global position this partition has dealt with")
     head: int = Field(description="the newest global position of the log")
     events_behind: int = Field(description="events this partition still has to read (counted up to a cap)")
     events_behind_capped: bool = Field(description="true when `events_behind` is the cap: at least that many")
     lag_seconds: float = Field(description="age of the oldest event not dealt with yet (0: caught up)")
     events_per_second: float = Field(description="recent apply rate (0 unless running or catching up)")
-    events_applied: int
+    events_applied: int = Field(description="events this partition has applied since it started")
     owner: str | None = Field(description="the worker holding the lease, if any")
     fencing_token: int = Field(description="goes up each time another worker takes the partition over")
     lease_expires_at: str | None = Field(description="RFC 3339, UTC (database clock)")
@@ -152,7 +154,7 @@ class PartitionOut(BaseModel):
 class WorkerOut(BaseModel):
     """A worker running a projection (heartbeat in the last minute)."""
 
-    worker: str
+    worker: str = Field(description="the worker's id (ILJI_WORKER_ID: in Kubernetes, the pod name)")
     code_version: int | None = Field(description="the `version` of the projection code the worker has")
     versions: list[int] = Field(description="the versions it runs")
     state: str | None = Field(
@@ -165,18 +167,18 @@ class WorkerOut(BaseModel):
 class ProjectionOut(BaseModel):
     """A projection: its serving version, a rebuild in progress, and totals over its partitions."""
 
-    name: str
+    name: str = Field(description="the projection's name")
     active_version: int = Field(description="the version that serves reads")
     requested_version: int | None = Field(description="the version a requested rebuild builds")
-    paused: bool
+    paused: bool = Field(description="true while an admin has paused it")
     state: State = Field(description="the worst state among the serving partitions")
     category: str | None = Field(description="the category it reads (null: the whole log)")
     types: list[str] | None = Field(description="the event types it reads (null: all)")
     checkpoint: int = Field(description="the lowest checkpoint of the serving partitions")
     events_behind: int = Field(description="the most events a serving partition still has to read")
-    lag_seconds: float
-    events_per_second: float
-    parked: int
+    lag_seconds: float = Field(description="the largest lag of its serving partitions, in seconds")
+    events_per_second: float = Field(description="the serving partitions' recent apply rate, added up")
+    parked: int = Field(description="parked events not replayed yet, over all partitions")
     owners: list[str] = Field(description="workers holding a live lease on a serving partition")
     partitions: list[PartitionOut] = Field(description="the serving version's partitions")
     rebuilding: list[PartitionOut] = Field(description="partitions of a version being rebuilt")
@@ -187,37 +189,39 @@ class ProjectionOut(BaseModel):
 class ProjectionList(BaseModel):
     """Every projection registered in the database."""
 
-    projections: list[ProjectionOut]
+    projections: list[ProjectionOut] = Field(description="the projections, by name")
 
 
 class RebuildAccepted(BaseModel):
     """A rebuild was requested: workers build `version` from position 0, then cut over."""
 
-    projection: str
-    version: int
+    projection: str = Field(description="the projection's name")
+    version: int = Field(description="the version the workers build")
 
 
 class ParkedEventOut(BaseModel):
     """An event a projection gave up on."""
 
-    version: int
-    partition: int
-    position: int
-    event_id: uuid.UUID
-    stream: str
-    type: str
-    error: str
-    attempts: int
+    version: int = Field(description="the projection version that parked it")
+    partition: int = Field(description="the partition that parked it")
+    position: int = Field(description="the event's global position")
+    event_id: uuid.UUID = Field(description="the event's id")
+    stream: str = Field(description="the event's stream")
+    type: str = Field(description="the event's type")
+    error: str = Field(description="the error of the last attempt")
+    attempts: int = Field(description="how many times applying it failed")
     parked_at: str = Field(description="RFC 3339, UTC")
-    replay_requested_at: str | None
-    replayed_at: str | None
+    replay_requested_at: str | None = Field(
+        description="when a replay was asked for (RFC 3339, UTC; null: never)"
+    )
+    replayed_at: str | None = Field(description="when it was applied at last (RFC 3339, UTC; null: not yet)")
 
 
 class ParkedList(BaseModel):
     """Parked events of one projection, oldest first."""
 
-    projection: str
-    events: list[ParkedEventOut]
+    projection: str = Field(description="the projection's name")
+    events: list[ParkedEventOut] = Field(description="its parked events, oldest first")
 
 
 class ReplayRequest(BaseModel):
@@ -233,7 +237,7 @@ class ReplayRequest(BaseModel):
 class ReplayAccepted(BaseModel):
     """Replays were requested; the owning workers act on them within a third of the lease TTL."""
 
-    projection: str
+    projection: str = Field(description="the projection's name")
     requested: int = Field(description="how many parked events were marked for replay")
     event_ids: list[uuid.UUID] | None = Field(description="the ids asked for (null: all)")
 
@@ -241,21 +245,23 @@ class ReplayAccepted(BaseModel):
 class WaitReached(BaseModel):
     """The projection's serving version has dealt with every event up to `position`."""
 
-    projection: str
-    position: int
-    reached: bool
+    projection: str = Field(description="the projection's name")
+    position: int = Field(description="the global position waited for")
+    reached: bool = Field(description="true: the serving version has dealt with it")
 
 
 class StreamLifecycleOut(BaseModel):
     """A stream's lifecycle: its version (every event, hidden or not) and what readers see."""
 
-    stream: str
+    stream: str = Field(description="the stream's name")
     version: int = Field(description="events ever appended, hidden or not; appends continue from it")
     deleted: bool = Field(description="soft-deleted and nothing appended since: reads answer 404")
     deleted_version: int | None = Field(
         description="the version when it was deleted: events up to it stay hidden until a restore"
     )
-    deleted_at: datetime | None
+    deleted_at: datetime | None = Field(
+        description="when it was soft-deleted (RFC 3339, UTC; null: not deleted)"
+    )
     truncate_before: int = Field(description="versions below it are hidden (0: none)")
     first_visible_version: int = Field(description="the lowest version reads return")
 
@@ -285,9 +291,13 @@ class RetentionIn(BaseModel):
 class RetentionOut(BaseModel):
     """A category's retention rule (both null: none)."""
 
-    category: str
-    max_age_seconds: int | None
-    max_count: int | None
+    category: str = Field(description="the category")
+    max_age_seconds: int | None = Field(
+        description="events recorded longer ago are hidden (null: no age rule)"
+    )
+    max_count: int | None = Field(
+        description="each stream keeps only its newest events (null: no count rule)"
+    )
 
 
 def lifecycle_json(state: StreamLifecycle) -> dict[str, Any]:

@@ -82,16 +82,24 @@ STATUS: dict[type[IljiError], int] = {
     IljiError: 500,
 }
 
-#: The JSON schema of a problem body, for the OpenAPI document.
+#: The name of the problem schema among the OpenAPI document's components.
+PROBLEM_COMPONENT = "Problem"
+
+#: The JSON schema of a problem body: one component of the OpenAPI document, which every
+#: error response refers to (generated clients then have one Problem type, not one per route).
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
+    "description": "An error (RFC 9457 problem details): `type` tells the kind, `detail` what went wrong.",
     "type": "object",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string", "description": "a URI naming the kind of problem"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
+        "type": {
+            "type": "string",
+            "description": "a URI naming the kind of problem, like urn:ilji:problem:…",
+        },
+        "title": {"type": "string", "description": "the HTTP status's phrase"},
+        "status": {"type": "integer", "description": "the HTTP status code"},
+        "detail": {"type": "string", "description": "what went wrong, for a person to read"},
         "expected": {
             "description": "the expected version (wrong expected version only)",
             "anyOf": [{"type": "integer"}, {"type": "string"}],
@@ -104,6 +112,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
             "type": "integer",
             "description": "the version at which the stream was soft-deleted; an admin can restore it",
         },
+        "event_ids": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the event ids stored already (duplicate event ids only)",
+        },
         "errors": {
             "type": "array",
             "items": {"type": "object"},
@@ -115,8 +128,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 def responses(descriptions: Mapping[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for `codes`: each a problem+json body, described from `descriptions`."""
+    ref = {"$ref": f"#/components/schemas/{PROBLEM_COMPONENT}"}
     return {
-        code: {"description": descriptions[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}}}
+        code: {"description": descriptions[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(ref)}}}
         for code in codes
     }
 

@@ -58,6 +58,7 @@ from ilji.server.models import (
     StreamPage,
     event_json,
 )
+from ilji.server.openapi import operation_id
 from ilji.server.problems import PreconditionFailed, responses
 from ilji.server.sse import SSE_MEDIA_TYPE, follow_stream, parse_last_event_id, sse_response, wants_sse
 from ilji.store.errors import translate
@@ -239,7 +240,7 @@ def append_operation(auth: bool) -> dict[str, Any]:
         "tags": ["streams"],
         "summary": "Append events to a stream",
         "description": "Append a batch atomically if the stream is at the expected version.",
-        "operationId": "append_v1_streams__stream__post",
+        "operationId": operation_id("append"),
         "parameters": [
             {
                 "name": "stream",
@@ -280,14 +281,14 @@ def append_operation(auth: bool) -> dict[str, Any]:
                 # What a client does next; schemathesis follows these in its stateful phase.
                 "links": {
                     "ReadTheStream": {
-                        "operationId": "read_stream_v1_streams__stream__get",
+                        "operationId": operation_id("read_stream"),
                         "parameters": {
                             "stream": "$request.path.stream",
                             "from_version": "$response.body#/first_version",
                         },
                     },
                     "AppendAtTheNewVersion": {
-                        "operationId": "append_v1_streams__stream__post",
+                        "operationId": operation_id("append"),
                         "parameters": {
                             "stream": "$request.path.stream",
                             "header.if-match": "$response.body#/last_version",
@@ -400,7 +401,9 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             Query(ge=0, le=MAX_SAFE_POSITION, description="first version (forward: 1; backward: the newest)"),
         ] = None,
         limit: Limit = 100,
-        direction: Literal["forward", "backward"] = "forward",
+        direction: Annotated[
+            Literal["forward", "backward"], Query(description="forward: oldest first; backward: newest first")
+        ] = "forward",
         last_event_id: LastEventId = None,
         at_least: AtLeast = None,
         at_least_header: AtLeastHeader = None,
