@@ -174,6 +174,11 @@ def test_an_unusable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
 def test_sigterm_stops_the_embedded_server_cleanly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "ILJI_DATABASE_URL"}
     data_dir = tmp_path / "data"
+    # Only `ilji migrate` (and serve, worker, quickstart, demo) create the schema; tail reads.
+    migrated = subprocess.run(
+        [*ILJI, "migrate", "--data-dir", str(data_dir)], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert migrated.returncode == 0, migrated.stderr
     proc = subprocess.Popen(
         [*ILJI, "tail", "--follow", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,

@@ -428,7 +428,7 @@ def test_make_run_installs_only_what_running_needs_and_make_test_the_rest(tmp_pa
     test_plan = subprocess.run(
         ["make", "-n", "lint", venv], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert "-e '.[dev,bench,docs]'" in test_plan
+    assert "-e '.[dev,client,bench,docs]'" in test_plan
 
 
 # -- 8: the embedded PostgreSQL after a kill -9, and as root ----------------------------------------
