@@ -63,7 +63,17 @@ WORDS = {
     "schema 2, no upcaster": "스키마 2, 업캐스터 없음",
     "schema 2 through the upcaster": "스키마 2, 업캐스터 통과",
     "schema 1 through the upcaster": "스키마 1, 업캐스터 통과",
+    "throughput": "처리량",
+    "–": "–",
 }
+
+#: Table cells that carry numbers (bench/projections.py): a pattern and its Korean.
+CELLS = [
+    (r"catch-up, batches of ([\d,]+)", r"따라잡기, 배치 \1개"),
+    (r"([\d,]+) events/s", r"초당 이벤트 \1"),
+    (r"live, ([\d,]+) appends/s \(([\d,]+) measured\)", r"실시간, 초당 추가 \1건(\2건 측정)"),
+    (r"([\d.,]+) \(max ([\d.,]+)\)", r"\1(최대 \2)"),
+]
 
 #: The lines around the table (machine description and notes): a pattern and its Korean.
 LINES = [
@@ -75,6 +85,15 @@ LINES = [
     (r"- PostgreSQL (\S+) \(existing server\)", r"- PostgreSQL \1(기존 서버)"),
     (r"- Python (\S+); load average before the run: (.+)", r"- Python \1, 실행 전 load average: \2"),
     (r"- Run at (.+) UTC with (`.+`)", r"- 실행: \1 UTC, \2"),
+    # The header bench/projections.py writes (one `- key: value` line per machine_info() entry).
+    (r"- CPU: (.+)", r"- CPU: \1"),
+    (r"- Cores: (\d+)", r"- 코어: \1개"),
+    (r"- Memory: (.+)", r"- 메모리: \1"),
+    (r"- OS: (.+)", r"- 운영체제: \1"),
+    (r"- Python: (\S+)", r"- Python: \1"),
+    (r"- Load average: (.+)", r"- load average: \1"),
+    (r"- Server: embedded wheel, throwaway", r"- 서버: 내장(휠), 쓰고 버리는 서버"),
+    (r"- Server: existing server \((.+)\)", r"- 서버: 기존 서버(\1)"),
     (
         r'Capacity: ([\d,]+) seats\. "beyond capacity" = tickets issued − capacity: above zero means seats '
         r"were sold twice\.",
@@ -116,6 +135,9 @@ def translate_cell(cell: str) -> str:
         return WORDS[text]
     if re.fullmatch(r"[-:]+|[+−-]?[\d,.]+ ?[%×]?|[+−-]?[\d,.]+ ?%|[a-z]+(-[a-z]+)+|ilji", text):
         return text
+    for pattern, korean in CELLS:
+        if re.fullmatch(pattern, text):
+            return re.sub(pattern, korean, text)
     raise ValueError(f"no Korean for table cell {text!r}: add it to WORDS in bench/evaluation_ko.py")
 
 
