@@ -170,3 +170,81 @@ async def test_a_follower_paging_one_event_at_a_time_sees_every_call_whole(any_s
         chunk = seen[k : k + len(accounts)]
         assert [s for s, _, _ in chunk] == accounts
         assert len({(w, i) for _, w, i in chunk}) == 1
+
+
+async def test_concurrent_transfers_keep_the_books(database_url: str) -> None:
+    """Many concurrent transfers between a few accounts, exact expected versions, retries on
+    conflict, from two processes' worth of stores: the money adds up, no transfer is half
+    stored, every stream's versions are gap-free and each transfer is consecutive in the log."""
+    accounts = streams(4)
+    stores = [await PostgresEventStore.open(database_url, max_size=4) for _ in range(2)]
+    try:
+        for account in accounts:
+            await stores[0].append(account, [NewEvent("Opened", {"balance": 100})], NO_STREAM)
+        conflicts = 0
+
+        async def balance(store: PostgresEventStore, account: str) -> tuple[int, int]:
+            history = await store.read_stream(account)
+            total = 0
+            for event in history:
+                total += event.data.get("balance", 0) + event.data.get("amount", 0)
+            return total, len(history)
+
+        async def worker(n: int) -> None:
+            nonlocal conflicts
+            store = stores[n % 2]
+            for i in range(12):
+                source = accounts[(n + i) % len(accounts)]
+                target = accounts[(n + 2 * i + 1) % len(accounts)]
+                if source == target:
+                    target = accounts[(accounts.index(source) + 1) % len(accounts)]
+                transfer = f"t{n}-{i}"
+                while True:
+                    (funds, v_source), (_, v_target) = await asyncio.gather(
+                        balance(store, source), balance(store, target)
+                    )
+                    amount = min(funds, 7)
+                    try:
+                        await store.append_streams(
+                            [
+                                (
+                                    source,
+                                    [NewEvent("Debited", {"amount": -amount, "transfer": transfer})],
+                                    v_source,
+                                ),
+                                (
+                                    target,
+                                    [NewEvent("Credited", {"amount": amount, "transfer": transfer})],
+                                    v_target,
+                                ),
+                            ]
+                        )
+                        break
+                    except WrongExpectedVersion:
+                        conflicts += 1
+
+        await asyncio.gather(*(worker(n) for n in range(8)))
+        assert conflicts > 0  # the test did race
+        totals = [(await balance(stores[0], a))[0] for a in accounts]
+        assert sum(totals) == 100 * len(accounts)
+        assert all(t >= 0 for t in totals)
+        log = [e for e in await stores[0].read_all(after=0, limit=10_000) if e.stream in accounts]
+        by_transfer: dict[str, list[tuple[int, str, str]]] = {}
+        for event in log:
+            if event.type != "Opened":
+                by_transfer.setdefault(event.data["transfer"], []).append(
+                    (event.position, event.type, event.stream)
+                )
+        assert len(by_transfer) == 8 * 12
+        for account in accounts:
+            versions = [e.version for e in await stores[0].read_stream(account)]
+            assert versions == list(range(1, len(versions) + 1))
+        index = {event.position: k for k, event in enumerate(log)}
+        for transfer, rows in by_transfer.items():
+            # Both halves, debit first, next to each other in the global log.
+            assert [t for _, t, _ in rows] == ["Debited", "Credited"], transfer
+            assert index[rows[1][0]] == index[rows[0][0]] + 1, transfer
+            assert rows[1][0] - rows[0][0] == 2  # one unused position between the two parts
+    finally:
+        for store in stores:
+            await store.close()

@@ -468,9 +468,11 @@ class PostgresEventStore:
             for _ in range(_RACE_RETRIES):
                 try:
                     outcomes = await self._write_all_or_nothing(prepared)
-                except pg_errors.UniqueViolation:
-                    # Another process appended to one of the streams or stored one of the ids
-                    # while the statement ran: run it again, it sees the other's events now.
+                except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected):
+                    # Another transaction appended to one of the streams or stored one of the
+                    # ids while the statement ran (two calls writing the same two streams in
+                    # opposite order wait on each other's new rows: PostgreSQL ends one as a
+                    # deadlock): run it again, it sees the other's events now.
                     continue
                 if all(isinstance(o, AppendResult) for o in outcomes):
                     results = [o for o in outcomes if isinstance(o, AppendResult)]
