@@ -15,7 +15,9 @@ from examples.orders.domain import (
     ReserveCredit,
     customer_repository,
     order_repository,
+    place_order_reserving_credit,
 )
+from examples.orders.process import OrderCreditProcess
 
 from ilji import MemoryEventStore, PostgresEventStore
 from ilji.app import Step, handle_together
@@ -31,13 +33,7 @@ async def test_orders_and_their_credit_commit_together_under_concurrency(any_sto
     order_ids = [f"o{uuid.uuid4().hex[:10]}" for _ in range(12)]
 
     async def place(order_id: str) -> None:
-        await handle_together(
-            [
-                Step(orders, order_id, PlaceOrder(customer, Decimal(10))),
-                Step(customers, customer, ReserveCredit(order_id, Decimal(10))),
-            ],
-            max_retries=50,
-        )
+        await place_order_reserving_credit(any_store, order_id, customer, Decimal(10))
 
     await asyncio.gather(*(place(o) for o in order_ids))
     state = (await customers.load(customer)).state
@@ -70,3 +66,17 @@ async def test_a_rejected_step_stores_nothing(any_store: Store) -> None:
             ]
         )
     assert await any_store.stream_version(orders.stream(order_id)) == 0
+
+
+async def test_the_process_manager_approves_an_order_placed_with_its_credit(any_store: Store) -> None:
+    customers = customer_repository(any_store)
+    customer, order_id = f"c{uuid.uuid4().hex[:10]}", f"o{uuid.uuid4().hex[:10]}"
+    await customers.handle(customer, RegisterCustomer("Ada", Decimal(50)))
+    stored = await place_order_reserving_credit(any_store, order_id, customer, Decimal(20))
+    assert [type(e).__name__ for e in stored] == ["OrderPlaced", "CreditReserved"]
+    process = OrderCreditProcess(any_store)
+    streams = {order_repository(any_store).stream(order_id), customers.stream(customer)}
+    for event in [e for e in await any_store.read_all(after=0, limit=10_000) if e.stream in streams]:
+        await process.handle(event)  # OrderPlaced: its ReserveCredit changes nothing; CreditReserved: approve
+    assert (await order_repository(any_store).load(order_id)).state.status == "approved"
+    assert (await customers.load(customer)).state.reserved == {order_id: Decimal(20)}
