@@ -250,6 +250,41 @@ def _ilji_writer(store: PostgresEventStore, per_call: int, length: int) -> Async
     return append
 
 
+def ilji_two_streams_case(writers: int, together: bool) -> Callable[[Config], Sample]:
+    """One event to each of two streams per call: one `append_streams` call (`together`, one
+    transaction for both) or two `append` calls one after the other (two transactions)."""
+
+    def run(config: Config) -> Sample:
+        return asyncio.run(_ilji_two_streams(config, writers, together))
+
+    return run
+
+
+async def _ilji_two_streams(config: Config, writers: int, together: bool) -> Sample:
+    size = writers + 1
+    async with await PostgresEventStore.open(config.ilji_url, min_size=size, max_size=size) as store:
+        calls = [_ilji_pair_writer(store, config.stream_length, together) for _ in range(writers)]
+        return await measure_async(calls, config.warmup, config.seconds)
+
+
+def _ilji_pair_writer(store: PostgresEventStore, length: int, together: bool) -> AsyncCall:
+    sources, targets = StreamCursor(1, length), StreamCursor(1, length)
+
+    async def append() -> int:
+        (source, _), (target, _) = sources.next(1), targets.next(1)
+        debit, credit = [NewEvent(EVENT_TYPE, PAYLOAD)], [NewEvent(EVENT_TYPE, PAYLOAD)]
+        if together:
+            await store.append_streams(
+                [(stream_name(source), debit, ANY), (stream_name(target), credit, ANY)]
+            )
+        else:
+            await store.append(stream_name(source), debit, ANY)
+            await store.append(stream_name(target), credit, ANY)
+        return 2
+
+    return append
+
+
 def ilji_read_case(config: Config) -> Sample:
     """Page through the global log with `read_all(after, limit=1000)`, from the start again at its end."""
     return asyncio.run(_ilji_read(config))
@@ -395,6 +430,27 @@ def build_cases() -> list[Case]:
             )
             for w in writer_counts
         )
+    for w in (1, 4):
+        cases.append(
+            Case(
+                f"ilji:twostream:w{w}",
+                ILJI,
+                "append_streams, 2 streams x 1 event",
+                w,
+                2,
+                ilji_two_streams_case(w, True),
+            )
+        )
+        cases.append(
+            Case(
+                f"ilji:twosingle:w{w}",
+                ILJI,
+                "2 x append, 1 event each",
+                w,
+                2,
+                ilji_two_streams_case(w, False),
+            )
+        )
     cases.append(
         Case("ilji:read", ILJI, f"read_all, {READ_PAGE}/page", 1, READ_PAGE, ilji_read_case, "reader")
     )
@@ -425,6 +481,18 @@ RATIOS: list[tuple[str, str, str, str]] = [
     ("Ilji ÷ raw", "100 events per txn, 1 writer", "ilji:append100:w1", "raw:batch100:w1"),
     ("Ilji ÷ raw event row", "1 event per txn, 1 writer", "ilji:append1:w1", "raw:eventrow:w1"),
     ("Ilji ÷ raw event row", "1 event per txn, 4 writers", "ilji:append1:w4", "raw:eventrow:w4"),
+    (
+        "Two streams: one transaction ÷ two",
+        "1 event each, 1 writer",
+        "ilji:twostream:w1",
+        "ilji:twosingle:w1",
+    ),
+    (
+        "Two streams: one transaction ÷ two",
+        "1 event each, 4 writers",
+        "ilji:twostream:w4",
+        "ilji:twosingle:w4",
+    ),
     ("Ilji ÷ eventsourcing", "1 event per call, 1 writer", "ilji:append1:w1", "es:append1:w1"),
     ("Ilji ÷ eventsourcing", "1 event per call, 4 writers", "ilji:append1:w4", "es:append1:w4"),
     ("Ilji ÷ eventsourcing", "1 event per call, 8 writers", "ilji:append1:w8", "es:append1:w8"),

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from ilji.app import AggregateType, DataclassStateCodec, EventRegistry, Repository, SnapshotPolicy
+from ilji.app import (
+    AggregateType,
+    DataclassStateCodec,
+    EventRegistry,
+    Repository,
+    SnapshotPolicy,
+    Step,
+    handle_together,
+)
 from ilji.app.views import DomainView
 from ilji.domain.decider import CommandRejected, Decider
 from ilji.store.port import EventStore
@@ -278,3 +286,25 @@ def customer_repository(
 ) -> Repository[CustomerCommand, CustomerEvent, Customer]:
     """The customer repository on `store`."""
     return Repository(store, customer_type, snapshots=snapshots, **options)
+
+
+async def place_order_reserving_credit(
+    store: EventStore, order_id: str, customer_id: str, total: Decimal
+) -> list[object]:
+    """Place an order and answer its credit in one transaction (both streams, or neither).
+
+    Honest only while orders and customers share one Ilji database: no order is ever stored
+    without its credit answer, and no credit is held for an order that does not exist. The
+    process manager (`process.py`) still approves or rejects the order from that answer: its
+    `ReserveCredit` finds the order answered already and changes nothing. Across services (the
+    customers' credit in another team's database) only the saga of `process.py` works.
+    Returns the events stored for the order and for the customer.
+    """
+    results = await handle_together(
+        [
+            Step(order_repository(store), order_id, PlaceOrder(customer_id, total)),
+            Step(customer_repository(store), customer_id, ReserveCredit(order_id, total)),
+        ],
+        max_retries=50,
+    )
+    return [event for result in results for event in result.events]

@@ -21,6 +21,7 @@ from ilji.domain.events import (
     ANY,
     EXISTS,
     NO_STREAM,
+    AppendPart,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -28,7 +29,7 @@ from ilji.domain.events import (
     StreamState,
 )
 from ilji.store.memory import MemoryEventStore
-from ilji.store.port import EventStore
+from ilji.store.port import EventStore, MultiStreamStore
 from ilji.store.postgres import PostgresEventStore
 
 __version__ = "0.1.0"
@@ -38,6 +39,7 @@ __all__ = [
     "EXISTS",
     "NO_STREAM",
     "AppendOnlyViolation",
+    "AppendPart",
     "AppendResult",
     "ConflictError",
     "DuplicateEventId",
@@ -45,6 +47,7 @@ __all__ = [
     "ExpectedVersion",
     "IljiError",
     "MemoryEventStore",
+    "MultiStreamStore",
     "NewEvent",
     "PositionLimitReached",
     "PostgresEventStore",

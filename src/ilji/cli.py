@@ -281,8 +281,10 @@ def migrate_command(database_url: DatabaseUrl = None, data_dir: DataDir = None) 
 
 @app.command("append")
 def append_command(
-    stream: Annotated[str, typer.Argument(help="Stream name, like order-42.")],
-    event_type: Annotated[str, typer.Option("--type", "-t", help="Event type, like OrderPlaced.")],
+    stream: Annotated[str | None, typer.Argument(help="Stream name, like order-42.")] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", "-t", help="Event type, like OrderPlaced.")
+    ] = None,
     data: Annotated[str, typer.Option("--data", "-d", help="Event data as a JSON object.")] = "{}",
     metadata: Annotated[str, typer.Option("--metadata", "-m", help="Metadata JSON object.")] = "{}",
     event_id: Annotated[
@@ -291,13 +293,32 @@ def append_command(
     expected_version: Annotated[
         str, typer.Option("--expected-version", "-e", help="A version, any, no_stream or exists.")
     ] = "any",
+    parts_file: Annotated[
+        str | None,
+        typer.Option(
+            "--parts",
+            help="Several streams at once, all or nothing: a JSON file (- for stdin) shaped like "
+            'POST /v1/append\'s body, {"parts": [{"stream", "expected_version", "events"}]}.',
+        ),
+    ] = None,
     json_output: JsonOutput = False,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Append one event to a stream."""
+    """Append one event to a stream, or several streams' events in one transaction (--parts)."""
     settings = _settings(database_url=database_url, data_dir=data_dir)
+    if parts_file is not None:
+        if stream is not None or event_type is not None:
+            raise typer.Exit(
+                _report(ValidationError("--parts", "give either --parts or STREAM --type, not both"))
+            )
+        _append_parts(settings, parts_file, json_output)
+        return
     try:
+        if stream is None:
+            raise ValidationError("stream", "missing: give STREAM --type TYPE, or --parts FILE")
+        if event_type is None:
+            raise ValidationError("--type", "missing: the event type, like OrderPlaced")
         expected = _parse_expected(expected_version)
         body = _parse_json_object(data, "--data")
         meta = _parse_json_object(metadata, "--metadata")
@@ -327,6 +348,68 @@ def append_command(
             out.print(
                 f"appended {event_type} to {stream} as version {result.last_version} "
                 f"at position {result.last_position}{again}",
+                highlight=False,
+            )
+
+    _with_runtime(settings, body_)
+
+
+def _read_parts(source: str) -> list[tuple[Any, list[NewEvent], Any]]:
+    """The parts of `ilji append --parts`: from a file, or stdin for `-`."""
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError("--parts", f"cannot read {source}: {exc.strerror}") from None
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError("--parts", f"is not valid JSON: {exc}") from None
+    raw_parts = document.get("parts") if isinstance(document, dict) else document
+    if not isinstance(raw_parts, list):
+        raise ValidationError("--parts", 'must hold {"parts": [...]} or a list of parts')
+    parts = []
+    for k, raw in enumerate(raw_parts):
+        where = f"parts[{k}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+            raise ValidationError(where, 'must be an object with "stream" and a list of "events"')
+        events = []
+        for i, item in enumerate(raw["events"]):
+            if not isinstance(item, dict):
+                raise ValidationError(f"{where}.events[{i}]", "must be an object with a type")
+            try:
+                eid = uuid.UUID(str(item["id"])) if item.get("id") is not None else new_event_id()
+            except ValueError:
+                raise ValidationError(f"{where}.events[{i}].id", "is not a UUID") from None
+            events.append(
+                NewEvent(
+                    type=item.get("type", ""),  # checked by the store, which names the part
+                    data=item.get("data", {}),
+                    metadata=item.get("metadata", {}),
+                    id=eid,
+                )
+            )
+        expected = raw.get("expected_version", "any")
+        parts.append((raw.get("stream"), events, expected))  # checked by the store
+    return parts
+
+
+def _append_parts(settings: Settings, source: str, json_output: bool) -> None:
+    try:
+        parts = _read_parts(source)
+    except IljiError as exc:
+        raise typer.Exit(_report(exc)) from None
+
+    async def body_(runtime: Runtime) -> None:
+        results = await runtime.store.append_streams(parts)
+        if json_output:
+            _print_json({"parts": [{**dataclasses.asdict(r)} for r in results]})
+            return
+        for result in results:
+            again = " (already stored: idempotent retry)" if result.idempotent else ""
+            out.print(
+                f"appended {result.last_version - result.first_version + 1} event(s) to {result.stream} "
+                f"as versions {result.first_version}..{result.last_version} at positions "
+                f"{result.first_position}..{result.last_position}{again}",
                 highlight=False,
             )
 

@@ -272,6 +272,30 @@ def test_browse_to_a_stream_and_open_an_event_with_the_keyboard(
     shoot(page, "event")
 
 
+def test_an_event_shows_the_events_committed_with_it(console: Console, admin: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:8]
+    source, target, alone = f"account-{tag}a", f"account-{tag}b", f"account-{tag}c"
+    parts = [
+        {"stream": source, "events": [{"type": "Debited", "data": {"amount": 5}}]},
+        {"stream": target, "events": [{"type": "Credited", "data": {"amount": 5}}]},
+    ]
+    assert admin.post("/v1/append", json={"parts": parts}).status_code == 201
+    assert (
+        admin.post(f"/v1/streams/{alone}", json={"events": [{"type": "Noted", "data": {}}]}).status_code
+        == 201
+    )
+    page = console.open(f"#/stream/{source}/1")
+    expect(page.get_by_role("heading", name="Event 1: Debited")).to_be_visible()
+    together = page.get_by_role("list", name="Events committed with this one")
+    expect(together).to_contain_text(f"{target} #1")
+    expect(together).to_contain_text("Credited")
+    together.get_by_role("link", name=f"{target} #1").click()
+    expect(page.get_by_role("heading", name="Event 1: Credited")).to_be_visible()
+    expect(page.get_by_role("list", name="Events committed with this one")).to_contain_text(f"{source} #1")
+    page = console.open(f"#/stream/{alone}/1")
+    expect(page.get_by_text("No other event was committed in the same transaction.")).to_be_visible()
+
+
 def test_time_travel_steps_through_a_conference_and_highlights_changes(
     console: Console, conference: str, shoot: Callable[[Page, str], Path], browser: Browser, server: Server
 ) -> None:

@@ -5,7 +5,8 @@ The pieces, each in its own module:
 - `ilji.domain.decider`: `Decider` (decide / evolve / initial_state) and `CommandRejected`;
 - `registry`: typed events registered by name and schema version, upcasters, tolerant reading;
 - `model`: `AggregateType` (a decider + its category, events and snapshot policy);
-- `repository`: `Repository` (load, decide, append, retry) and temporal queries;
+- `repository`: `Repository` (load, decide, append, retry), temporal queries, and
+  `handle_together` (several commands, one multi-stream append);
 - `aggregate`: the aggregate-class style on the same machinery;
 - `context`: command metadata (correlation, causation, user, time);
 - `processing`: the `Projection` interface and a simple in-process runner;
@@ -26,7 +27,7 @@ from ilji.app.processing import (
     is_replaying,
 )
 from ilji.app.registry import EventRegistry, UnknownEvent
-from ilji.app.repository import CommandResult, HistoryEntry, Loaded, Repository
+from ilji.app.repository import CommandResult, HistoryEntry, Loaded, Repository, Step, handle_together
 from ilji.domain.decider import CommandRejected, Decider
 
 __all__ = [
@@ -52,10 +53,12 @@ __all__ = [
     "SilentDuringReplay",
     "SnapshotPolicy",
     "StateCodec",
+    "Step",
     "StreamCheckpointStore",
     "UnknownEvent",
     "UnknownEventType",
     "aggregate_decider",
+    "handle_together",
     "is_replaying",
     "system_clock",
 ]

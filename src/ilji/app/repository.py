@@ -28,7 +28,7 @@ from ilji.app.model import AggregateType
 from ilji.app.registry import UnknownEvent
 from ilji.domain.errors import WrongExpectedVersion
 from ilji.domain.events import AppendResult, RecordedEvent
-from ilji.store.port import EventStore
+from ilji.store.port import EventStore, MultiStreamStore
 from ilji.store.snapshots import Snapshot, SnapshotStore
 
 log = logging.getLogger("ilji.app")
@@ -372,3 +372,77 @@ class Repository(Generic[C, E, S]):
 def events_of(entries: Sequence[HistoryEntry[E, S]]) -> list[E | UnknownEvent]:
     """The typed events of a history, in order."""
     return [entry.event for entry in entries]
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[C]):
+    """One command of `handle_together`: a repository, the entity and the command."""
+
+    repository: Repository[C, Any, Any]
+    entity_id: str
+    command: C
+
+
+async def handle_together(
+    steps: Sequence[Step[Any]],
+    context: CommandContext | None = None,
+    *,
+    max_retries: int = 10,
+    retry_delay: float = 0.002,
+) -> list[CommandResult[Any, Any]]:
+    """Decide several commands, each on its own entity, and store all their events atomically.
+
+    Every step is loaded and decided; the events of all of them go in one multi-stream append
+    (`append_streams`), each stream expecting the version it was decided on. If any stream moved
+    on meanwhile, all steps are loaded and decided again (up to `max_retries` times), so
+    nothing is stored on a stale decision. A `CommandRejected` from any step stores nothing.
+    The steps must be on different entities, and their repositories on one store that can
+    append to several streams (`MultiStreamStore`: both Ilji stores). One result per step.
+    """
+    if not steps:
+        return []
+    store = steps[0].repository.store
+    if any(step.repository.store is not store for step in steps):
+        raise ValueError("handle_together: every step's repository must use the same store")
+    if not isinstance(store, MultiStreamStore):
+        raise TypeError(f"handle_together: {type(store).__name__} cannot append to several streams")
+    context = context or CommandContext()
+    attempt = 0
+    while True:
+        attempt += 1
+        decided = []
+        for step in steps:
+            repo = step.repository
+            stream = repo.stream(step.entity_id)
+            loaded, fold = await repo._load_fold(stream, None, use_snapshots=True)
+            events = list(repo.type.decider.decide(step.command, loaded.state))
+            metadata = context.metadata(repo.clock())
+            new_events = [repo.type.events.encode(event, metadata) for event in events]
+            decided.append((step, stream, loaded, fold, events, new_events))
+        parts = [(stream, new, loaded.version) for _, stream, loaded, _, _, new in decided if new]
+        try:
+            appended = iter(await store.append_streams(parts)) if parts else iter(())
+        except WrongExpectedVersion:
+            if attempt > max_retries:
+                raise
+            log.debug("version conflict in handle_together, reloading", extra={"attempt": attempt})
+            await asyncio.sleep(random.uniform(0, min(0.1, retry_delay * 2 ** min(attempt, 10))))
+            continue
+        results: list[CommandResult[Any, Any]] = []
+        for step, stream, loaded, fold, events, new_events in decided:
+            repo = step.repository
+            if not events:
+                results.append(CommandResult(stream, [], loaded.state, loaded.version, None, attempt))
+                continue
+            result = next(appended)
+            state = repo.type.decider.fold(events, loaded.state)
+            folded = _Fold(
+                state,
+                result.last_version,
+                new_events[-1].id,
+                first_version=fold.first_version or result.first_version,
+                gapless=fold.gapless,
+            )
+            await repo._maybe_snapshot(stream, loaded.version, folded)
+            results.append(CommandResult(stream, events, state, result.last_version, result, attempt))
+        return results

@@ -45,16 +45,19 @@ class WrongExpectedVersion(ConflictError):
 
     code = "wrong-expected-version"
 
-    def __init__(self, stream: str, expected: int | str, actual: int) -> None:
+    def __init__(self, stream: str, expected: int | str, actual: int, *, part: int | None = None) -> None:
+        where = "" if part is None else f"parts[{part}]: "
+        details: dict[str, Any] = {"stream": stream, "expected": expected, "actual": actual}
+        if part is not None:
+            details["part"] = part  # which part of a multi-stream append (append_streams)
         super().__init__(
-            f"stream {stream!r}: expected version {expected}, but the stream is at version {actual}",
-            stream=stream,
-            expected=expected,
-            actual=actual,
+            f"{where}stream {stream!r}: expected version {expected}, but the stream is at version {actual}",
+            **details,
         )
         self.stream = stream
         self.expected = expected
         self.actual = actual
+        self.part = part
 
 
 class DuplicateEventId(ConflictError):
@@ -62,15 +65,20 @@ class DuplicateEventId(ConflictError):
 
     code = "duplicate-event-id"
 
-    def __init__(self, stream: str, event_ids: list[str], reason: str) -> None:
+    def __init__(self, stream: str, event_ids: list[str], reason: str, *, part: int | None = None) -> None:
+        where = "" if part is None else f"parts[{part}]: "
+        details: dict[str, Any] = {"stream": stream, "event_ids": event_ids}
+        if part is not None:
+            details["part"] = part  # which part of a multi-stream append (append_streams)
         super().__init__(
-            f"stream {stream!r}: event id(s) {', '.join(event_ids)} already stored ({reason}); "
+            f"{where}stream {stream!r}: event id(s) {', '.join(event_ids)} already stored ({reason}); "
             "nothing was appended",
-            stream=stream,
-            event_ids=event_ids,
+            **details,
         )
         self.stream = stream
         self.event_ids = event_ids
+        self.reason = reason
+        self.part = part
 
 
 class StreamNotFound(IljiError):

@@ -7,10 +7,10 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 #: Positions are computed from a transaction id shifted left by this many bits plus the
 #: event's index in its batch (see docs/en/architecture.md), so one append holds at most
@@ -156,6 +156,15 @@ class AppendResult:
     first_position: int
     last_position: int
     idempotent: bool = False
+
+
+class AppendPart(NamedTuple):
+    """One part of a multi-stream append (`append_streams`): a stream, its events and the
+    version the stream must be at. A plain `(stream, events, expected_version)` tuple works too."""
+
+    stream: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion = StreamState.ANY
 
 
 def expected_version_holds(expected: ExpectedVersion, version: int) -> bool:

@@ -12,6 +12,7 @@ from ilji.domain.errors import ValidationError
 from ilji.domain.events import (
     MAX_EVENTS_PER_APPEND,
     MAX_SAFE_POSITION,
+    AppendPart,
     ExpectedVersion,
     NewEvent,
     StreamState,
@@ -159,3 +160,67 @@ def validate_from_version(from_version: object) -> int | None:
     if isinstance(from_version, bool) or not isinstance(from_version, int) or from_version < 0:
         raise ValidationError("from_version", "must be an integer >= 0")
     return from_version
+
+
+def validate_parts(parts: Sequence[Any]) -> list[AppendPart]:
+    """Check a multi-stream append's parts; errors name the part (`parts[1].events[0].type`).
+
+    Each part is `(stream, events)` or `(stream, events, expected_version)`. A stream may
+    appear in one part only (two parts of one stream would make the second's expectation
+    depend on the first: send one part with all its events instead). The whole call shares
+    one transaction's positions: its events plus one unused position between parts (the
+    group statement's separator, `append_group.sql`) fit in `MAX_EVENTS_PER_APPEND`.
+    """
+    if type(parts) not in (list, tuple) and (
+        not isinstance(parts, Sequence) or isinstance(parts, str | bytes)
+    ):
+        raise ValidationError("parts", "must be a list of (stream, events, expected_version) parts")
+    if not parts:
+        raise ValidationError("parts", "must contain at least one part")
+    checked: list[AppendPart] = []
+    first_of: dict[str, int] = {}
+    seen_ids: dict[uuid.UUID, int] = {}
+    used = -1  # the first part needs no separator before it
+    for k, raw in enumerate(parts):
+        if not isinstance(raw, tuple) or len(raw) not in (2, 3):
+            raise ValidationError(f"parts[{k}]", "must be a (stream, events, expected_version) tuple")
+        stream, events = raw[0], raw[1]
+        expected = raw[2] if len(raw) == 3 else StreamState.ANY
+        try:
+            validate_stream_name(stream)
+            expected = validate_expected_version(expected)
+            validate_events(events)
+        except ValidationError as exc:
+            raise in_part(exc, k) from None
+        if stream in first_of:
+            raise ValidationError(
+                f"parts[{k}].stream",
+                f"stream {stream!r} is in parts[{first_of[stream]}] already: put all its events in one part",
+            )
+        first_of[stream] = k
+        for i, event in enumerate(events):
+            if event.id in seen_ids:
+                raise ValidationError(
+                    f"parts[{k}].events[{i}].id", f"{event.id} appears in parts[{seen_ids[event.id]}] too"
+                )
+            seen_ids[event.id] = k
+        used += len(events) + 1
+        if used > MAX_EVENTS_PER_APPEND:
+            raise ValidationError(
+                "parts",
+                f"at most {MAX_EVENTS_PER_APPEND} positions per call (events plus one between parts); "
+                f"parts[0..{k}] need {used}",
+            )
+        checked.append(AppendPart(stream, events, expected))
+    return checked
+
+
+def in_part(exc: ValidationError, part: int) -> ValidationError:
+    """The same error, its field prefixed with the part it is in."""
+    message = exc.message.removeprefix(f"{exc.field}: ")
+    return ValidationError(f"parts[{part}].{exc.field}", message)
+
+
+#: Why a multi-stream append that reuses stored ids is refused (`DuplicateEventId`).
+REUSED_BY_ANOTHER_CALL = "they were stored by another call"
+REUSED_IN_PART = "other parts of this call are not stored: only an exact resend of the whole call is allowed"

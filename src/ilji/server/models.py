@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
-from ilji.domain.validation import MAX_TYPE_LENGTH
+from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, MAX_TYPE_LENGTH
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
 from ilji.store.lifecycle import MAX_RETENTION_SECONDS, StreamLifecycle
 
@@ -93,6 +93,44 @@ class AppendResponse(BaseModel):
     last_version: int = Field(description="the version of the batch's last event: the stream's version now")
     first_position: int = Field(description="the global position of the batch's first event")
     last_position: int = Field(description="the global position of the batch's last event")
+
+
+class AppendPartIn(BaseModel):
+    """One stream's part of a multi-stream append."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    stream: str = Field(
+        min_length=1,
+        max_length=MAX_STREAM_NAME_LENGTH,
+        pattern=WRITABLE_STREAM_PATTERN,
+        description="the stream, like account-7 (names starting with $ are reserved)",
+    )
+    expected_version: (
+        Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_POSITION), BeforeValidator(_integral_float)] | StateName
+    ) = Field(default="any", description="the version this stream must be at (0: no events), or a state")
+    events: list[EventIn] = Field(
+        min_length=1, max_length=MAX_EVENTS_PER_APPEND, description="this stream's events, in this order"
+    )
+
+
+class MultiAppendRequest(BaseModel):
+    """Several streams' events, appended in one transaction: all of them or none."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    parts: list[AppendPartIn] = Field(
+        min_length=1,
+        max_length=MAX_EVENTS_PER_APPEND // 2,
+        description="one part per stream (a stream at most once); their events are consecutive "
+        "in the global log in this order",
+    )
+
+
+class MultiAppendResponse(BaseModel):
+    """Where each part landed, in part order."""
+
+    parts: list[AppendResponse] = Field(description="one result per part, in the request's order")
 
 
 class EventOut(BaseModel):

@@ -31,6 +31,7 @@ from ilji.server.ratelimit import EXEMPT_PATHS
 #: API contract: rename a handler freely, never an id.
 OPERATION_IDS: dict[str, str] = {
     "append": "appendToStream",
+    "append_streams": "appendToStreams",
     "read_stream": "readStream",
     "read_all": "readAll",
     "read_category": "readCategory",
@@ -141,6 +142,50 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "detail": "stream order-42 is at version 1, expected 0",
             "expected": 0,
             "actual": 1,
+        },
+    },
+    "appendToStreams": {
+        "request": {
+            "parts": [
+                {
+                    "stream": "account-7",
+                    "expected_version": 3,
+                    "events": [{"type": "Debited", "data": {"amount": 25, "transfer": "t-9"}}],
+                },
+                {
+                    "stream": "account-8",
+                    "expected_version": 1,
+                    "events": [{"type": "Credited", "data": {"amount": 25, "transfer": "t-9"}}],
+                },
+            ]
+        },
+        "201": {
+            "parts": [
+                {
+                    "stream": "account-7",
+                    "first_version": 4,
+                    "last_version": 4,
+                    "first_position": 4096000,
+                    "last_position": 4096000,
+                },
+                {
+                    "stream": "account-8",
+                    "first_version": 2,
+                    "last_version": 2,
+                    "first_position": 4096002,
+                    "last_position": 4096002,
+                },
+            ]
+        },
+        "409": {
+            "type": "urn:ilji:problem:wrong-expected-version",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "parts[1]: stream 'account-8': expected version 1, but the stream is at version 2",
+            "part": 1,
+            "stream": "account-8",
+            "expected": 1,
+            "actual": 2,
         },
     },
     "readStream": {"200": {"stream": "order-42", "version": 1, "events": [_EVENT_EXAMPLE]}},

@@ -107,7 +107,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "actual": {"type": "integer", "description": "the stream's version (wrong expected version only)"},
         "projection": {"type": "string", "description": "the projection's name (projection problems only)"},
         "position": {"type": "integer", "description": "the position waited for (wait timeouts only)"},
-        "stream": {"type": "string", "description": "the stream (soft-deleted streams only)"},
+        "stream": {
+            "type": "string",
+            "description": "the stream (soft-deleted streams, and the failing part of a multi-stream append)",
+        },
+        "part": {
+            "type": "integer",
+            "description": "the index of the failing part (multi-stream appends only)",
+        },
         "deleted_version": {
             "type": "integer",
             "description": "the version at which the stream was soft-deleted; an admin can restore it",
@@ -174,6 +181,8 @@ def error_response(exc: IljiError) -> Response:
         extra = {"expected": exc.expected, "actual": exc.actual}
     elif isinstance(exc, DuplicateEventId):
         extra = {"event_ids": exc.event_ids}
+    if isinstance(exc, WrongExpectedVersion | DuplicateEventId) and exc.part is not None:
+        extra |= {"part": exc.part, "stream": exc.stream}  # a multi-stream append's failing part
     elif isinstance(exc, ValidationError):
         extra = {"errors": [{"field": exc.field, "message": exc.message}]}
     elif isinstance(exc, WaitTimeout):

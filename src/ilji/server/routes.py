@@ -55,6 +55,8 @@ from ilji.server.models import (
     AppendRequest,
     Health,
     LogPage,
+    MultiAppendRequest,
+    MultiAppendResponse,
     StreamPage,
     event_json,
 )
@@ -231,6 +233,16 @@ def _location(result: AppendResult) -> str:
     return f"/v1/streams/{quote(result.stream, safe='')}?from_version={result.first_version}"
 
 
+def _result_json(result: AppendResult) -> dict[str, Any]:
+    return {
+        "stream": result.stream,
+        "first_version": result.first_version,
+        "last_version": result.last_version,
+        "first_position": result.first_position,
+        "last_position": result.last_position,
+    }
+
+
 def append_operation(auth: bool) -> dict[str, Any]:
     """The OpenAPI operation of POST /v1/streams/{stream}, written out (see `build_router`)."""
     response_schema = {"$ref": "#/components/schemas/AppendResponse"}
@@ -362,18 +374,60 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             metrics.appends.labels("stored").inc()
             metrics.events_appended.inc(len(events))
         return OrjsonResponse(
-            {
-                "stream": result.stream,
-                "first_version": result.first_version,
-                "last_version": result.last_version,
-                "first_position": result.first_position,
-                "last_position": result.last_position,
-            },
+            _result_json(result),
             status_code=200 if result.idempotent else 201,
             headers={"ETag": _etag(result.last_version), "Location": _location(result)},
         )
 
     router.routes.append(_PlainRoute("/v1/streams/{stream:ilji_name}", append, methods=["POST"]))
+
+    @router.post(
+        "/v1/append",
+        summary="Append to several streams atomically",
+        status_code=201,
+        response_model=MultiAppendResponse,
+        dependencies=[Depends(check_write)],
+        responses={
+            200: {
+                "description": "An exact resend of a stored call: nothing new was stored.",
+                "model": MultiAppendResponse,
+            },
+            **_problems(400, *auth_codes, 409, 413, 422, 503, 507),
+        },
+        tags=["streams"],
+    )
+    async def append_streams(request: Request, body: MultiAppendRequest) -> Response:
+        """Append every part (a stream, its events, its expected version) in one transaction, or
+        none. A problem names the failing part: `part` (its index), `stream`, and for a wrong
+        expected version `expected` and `actual`."""
+        parts = [
+            (
+                part.stream,
+                [
+                    NewEvent(type=e.type, data=e.data, metadata=e.metadata, id=e.id or new_event_id())
+                    for e in part.events
+                ],
+                validate_expected_version(part.expected_version),
+            )
+            for part in body.parts
+        ]
+        metrics = _metrics(request)
+        try:
+            results = await store_of(request).append_streams(parts)
+        except IljiError as exc:
+            metrics.appends.labels(exc.code).inc()
+            if isinstance(exc, ConflictError):
+                metrics.conflicts.labels(exc.code).inc()
+            raise
+        idempotent = all(r.idempotent for r in results)
+        if idempotent:
+            metrics.appends.labels("idempotent").inc()
+        else:
+            metrics.appends.labels("stored").inc()
+            metrics.events_appended.inc(sum(len(events) for _, events, _ in parts))
+        return OrjsonResponse(
+            {"parts": [_result_json(r) for r in results]}, status_code=200 if idempotent else 201
+        )
 
     # Ilji's own streams and categories ($audit: who did which admin action) are for admins.
     check_admin = require(Role.ADMIN)

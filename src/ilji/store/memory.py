@@ -13,6 +13,7 @@ from typing import Any
 from ilji.domain.errors import DuplicateEventId, IljiError, ValidationError, WrongExpectedVersion
 from ilji.domain.events import (
     ANY,
+    AppendPart,
     AppendResult,
     ExpectedVersion,
     NewEvent,
@@ -21,12 +22,16 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
+    REUSED_BY_ANOTHER_CALL,
+    REUSED_IN_PART,
+    in_part,
     validate_after,
     validate_category,
     validate_events,
     validate_expected_version,
     validate_from_version,
     validate_limit,
+    validate_parts,
     validate_stream_name,
 )
 from ilji.store.audit import (
@@ -68,6 +73,9 @@ class MemoryEventStore:
         self._by_id: dict[uuid.UUID, RecordedEvent] = {}
         # event id -> (number of the append that stored it, that append's size)
         self._batch_of: dict[uuid.UUID, tuple[int, int]] = {}
+        # first event id of each part of an append_streams call -> (call number, part index)
+        self._call_of: dict[uuid.UUID, tuple[int, int]] = {}
+        self._calls = 0
         self._changed = asyncio.Condition()
         # Lifecycle rules, as in ilji.stream_rules and ilji.category_retention.
         self._rules: dict[str, StreamLifecycle] = {}
@@ -97,20 +105,84 @@ class MemoryEventStore:
     async def _append(
         self, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
     ) -> AppendResult:
+        bodies = self._encode(events)
+        ids = [e.id for e in events]
+        version = len(self._streams.get(stream, []))
+        if any(i in self._by_id for i in ids):
+            return self._resolve_reused_ids(stream, ids)
+        if not expected_version_holds(expected, version):
+            label = expected if isinstance(expected, int) else expected.value
+            raise WrongExpectedVersion(stream, label, version)
+        result = self._write(stream, events, bodies)
+        async with self._changed:
+            self._changed.notify_all()
+        return result
+
+    async def append_streams(
+        self, parts: Sequence[tuple[str, Sequence[NewEvent], ExpectedVersion]]
+    ) -> list[AppendResult]:
+        """Append to several streams at once, all or nothing (see `PostgresEventStore.append_streams`).
+
+        Positions of one call are consecutive here (no unused position between parts).
+        """
+        checked = validate_parts(parts)
+        bodies = []
+        for k, part in enumerate(checked):
+            try:
+                bodies.append(self._encode(part.events))
+            except ValidationError as exc:
+                raise in_part(exc, k) from None
+        if any(e.id in self._by_id for part in checked for e in part.events):
+            return self._resolve_resent_call(checked)
+        for k, part in enumerate(checked):
+            version = len(self._streams.get(part.stream, []))
+            if not expected_version_holds(part.expected_version, version):
+                expected = part.expected_version
+                label = expected if isinstance(expected, int) else expected.value
+                raise WrongExpectedVersion(part.stream, label, version, part=k)
+        self._calls += 1
+        results = []
+        for k, (part, encoded) in enumerate(zip(checked, bodies, strict=True)):
+            results.append(self._write(part.stream, part.events, encoded))
+            self._call_of[part.events[0].id] = (self._calls, k)
+        async with self._changed:
+            self._changed.notify_all()
+        return results
+
+    def _resolve_resent_call(self, parts: list[AppendPart]) -> list[AppendResult]:
+        """A call that met stored ids: an exact resend of one earlier call, or refused."""
+        found: list[AppendResult | None] = []
+        for k, part in enumerate(parts):
+            ids = [e.id for e in part.events]
+            if not any(i in self._by_id for i in ids):
+                found.append(None)
+                continue
+            try:
+                found.append(self._resolve_reused_ids(part.stream, ids))
+            except DuplicateEventId as exc:
+                raise DuplicateEventId(exc.stream, exc.event_ids, exc.reason, part=k) from None
+        calls = [self._call_of.get(part.events[0].id) for part in parts]
+        stored = [f for f in found if f is not None]
+        first = calls[0]
+        one_call = first is not None and all(c == (first[0], k) for k, c in enumerate(calls))
+        if len(stored) == len(parts) and one_call:
+            return stored
+        k = next(k for k, f in enumerate(found) if f is not None)
+        reason = REUSED_BY_ANOTHER_CALL if len(stored) == len(parts) else REUSED_IN_PART
+        reused = [str(e.id) for e in parts[k].events]
+        raise DuplicateEventId(parts[k].stream, reused, reason, part=k)
+
+    def _encode(self, events: Sequence[NewEvent]) -> list[tuple[Any, Any]]:
         bodies = []
         for i, event in enumerate(events):
             body = encode_object(event.data, f"events[{i}].data")
             meta = encode_object(event.metadata, f"events[{i}].metadata")
             check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
             bodies.append((decode(body), decode(meta)))
-        ids = [e.id for e in events]
-        current = self._streams.get(stream, [])
-        version = len(current)
-        if any(i in self._by_id for i in ids):
-            return self._resolve_reused_ids(stream, ids)
-        if not expected_version_holds(expected, version):
-            label = expected if isinstance(expected, int) else expected.value
-            raise WrongExpectedVersion(stream, label, version)
+        return bodies
+
+    def _write(self, stream: str, events: Sequence[NewEvent], bodies: list[tuple[Any, Any]]) -> AppendResult:
+        version = len(self._streams.get(stream, []))
         now = self._clock()
         batch_start = len(self._log) + 1
         recorded = []
@@ -130,8 +202,6 @@ class MemoryEventStore:
             self._batch_of[event.id] = (batch_start, len(events))
             recorded.append(record)
         self._streams.setdefault(stream, []).extend(recorded)
-        async with self._changed:
-            self._changed.notify_all()
         return AppendResult(
             stream=stream,
             first_version=recorded[0].version,

@@ -133,3 +133,14 @@ class LifecycleStore(Protocol):
     async def clear_retention(self, category: str, *, actor: Actor | None = None) -> None:
         """Remove a category's retention rule."""
         ...
+
+
+@runtime_checkable
+class MultiStreamStore(EventStore, Protocol):
+    """An event store that appends to several streams in one transaction (all or nothing)."""
+
+    async def append_streams(
+        self, parts: Sequence[tuple[str, Sequence[NewEvent], ExpectedVersion]]
+    ) -> list[AppendResult]:
+        """Append every part `(stream, events, expected_version)` or none; one result per part."""
+        ...

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from itertools import starmap
+from itertools import pairwise, starmap
 from typing import Any, NoReturn, TypeVar
 
 import orjson
@@ -28,6 +28,7 @@ from ilji.domain.errors import (
 from ilji.domain.events import (
     ANY,
     MAX_SAFE_POSITION,
+    POSITION_SHIFT,
     TRANSACTION_ID_LIMIT,
     AppendResult,
     ExpectedVersion,
@@ -36,12 +37,16 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
+    REUSED_BY_ANOTHER_CALL,
+    REUSED_IN_PART,
+    in_part,
     validate_after,
     validate_category,
     validate_events,
     validate_expected_version,
     validate_from_version,
     validate_limit,
+    validate_parts,
     validate_stream_name,
 )
 from ilji.store import sql
@@ -57,7 +62,7 @@ from ilji.store.audit import (
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
 from ilji.store.errors import translate
 from ilji.store.follow import Listener, Notifier, follow_pages
-from ilji.store.group_commit import GroupCommitter, Outcome, Part, Rejected, expected_code
+from ilji.store.group_commit import GroupCommitter, Outcome, Part, Rejected, expected_code, write_parts
 from ilji.store.lifecycle import (
     EVENTS_SCAVENGED,
     Change,
@@ -87,6 +92,13 @@ log = logging.getLogger("ilji.store")
 # How many times an append with expected version ANY or EXISTS retries after another
 # append to the same stream took the version it was about to write.
 _RACE_RETRIES = 100
+
+
+class _RollBack(Exception):
+    """Leaves a multi-stream append's transaction (rolling it back) with the part outcomes."""
+
+    def __init__(self, outcomes: list[Outcome]) -> None:
+        self.outcomes = outcomes
 
 
 class _IdempotentRetry(Exception):
@@ -122,6 +134,15 @@ _NOTE_TIMELINE = sql.load("note_timeline")
 
 #: How long a read with `at_least` waits for a standby to replay that position by default.
 DEFAULT_AT_LEAST_TIMEOUT = 5.0
+
+
+def _same_call(results: list[AppendResult]) -> bool:
+    """Were these parts stored by one `append_streams` call? One transaction (the same block of
+    positions), in part order, one unused position between two parts (`write_parts`)."""
+    block = results[0].first_position >> POSITION_SHIFT
+    return all(r.first_position >> POSITION_SHIFT == block for r in results) and all(
+        b.first_position == a.last_position + 2 for a, b in pairwise(results)
+    )
 
 
 def _expected_label(expected: ExpectedVersion) -> int | str:
@@ -419,6 +440,95 @@ class PostgresEventStore:
         if self._notifier and not outcome.idempotent:
             self._notifier.poke()
         return outcome
+
+    async def append_streams(
+        self, parts: Sequence[tuple[str, Sequence[NewEvent], ExpectedVersion]]
+    ) -> list[AppendResult]:
+        """Append to several streams in one transaction: every part is stored, or none is.
+
+        `parts` are `(stream, events, expected_version)` tuples (`AppendPart`), one per stream;
+        the answer has one `AppendResult` per part, in part order. The call's events are
+        consecutive in the global log in part order: one transaction, positions counting up
+        across the parts, with one unused position between two parts (no other event can sit
+        there). Raises `ValidationError` naming the part (`parts[1].events[0].type`),
+        `WrongExpectedVersion` / `DuplicateEventId` with `part` set to the first failing part,
+        and nothing is stored then. Resending the same call (same event ids, same parts)
+        answers with the original results (`idempotent=True`); reusing only some of its ids,
+        or in other parts, is refused with `DuplicateEventId`.
+
+        Group commit is bypassed: the parts need a transaction of their own, which a group of
+        other callers' appends must not share (one failing part rolls everything back).
+        """
+        checked = validate_parts(parts)
+        prepared = [
+            self._prepare_part(k, part.stream, part.events, part.expected_version)
+            for k, part in enumerate(checked)
+        ]
+        try:
+            for _ in range(_RACE_RETRIES):
+                try:
+                    outcomes = await self._write_all_or_nothing(prepared)
+                except (pg_errors.UniqueViolation, pg_errors.DeadlockDetected):
+                    # Another transaction appended to one of the streams or stored one of the
+                    # ids while the statement ran (two calls writing the same two streams in
+                    # opposite order wait on each other's new rows: PostgreSQL ends one as a
+                    # deadlock): run it again, it sees the other's events now.
+                    continue
+                if all(isinstance(o, AppendResult) for o in outcomes):
+                    results = [o for o in outcomes if isinstance(o, AppendResult)]
+                    if self._notifier:
+                        self._notifier.poke()
+                    return results
+                return await self._resolve_parts(prepared, outcomes)
+            raise StoreUnavailable("append_streams: too much contention, try again")  # pragma: no cover
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+        except OSError as exc:
+            raise translate(exc) from exc
+
+    async def _write_all_or_nothing(self, parts: list[Part]) -> list[Outcome]:
+        """`write_parts` in an explicit transaction, rolled back unless every part was written."""
+        async with self.pool.connection() as conn:
+            try:
+                async with conn.transaction():
+                    outcomes = await write_parts(conn, parts)
+                    if not all(isinstance(o, AppendResult) for o in outcomes):
+                        raise _RollBack(outcomes)
+            except _RollBack as rollback:
+                return rollback.outcomes
+        return outcomes
+
+    async def _resolve_parts(self, parts: list[Part], outcomes: list[Outcome]) -> list[AppendResult]:
+        """A call that was rolled back: an exact resend, a reused id, or a version conflict.
+
+        Any part that met stored ids makes the call a resend or a reuse: it is an exact resend
+        only if every part's ids are stored as that part, all in one transaction in part order.
+        """
+        if any(isinstance(o, Rejected) and o.reused for o in outcomes):
+            found: list[AppendResult | None] = []
+            for k, part in enumerate(parts):
+                try:
+                    found.append(await self._resolve_reused_ids(part.stream, part.ids))
+                except DuplicateEventId as exc:
+                    raise DuplicateEventId(exc.stream, exc.event_ids, exc.reason, part=k) from None
+            stored = [f for f in found if f is not None]
+            if len(stored) != len(parts) or not _same_call(stored):
+                k = next(k for k, f in enumerate(found) if f is not None)
+                reason = REUSED_BY_ANOTHER_CALL if len(stored) == len(parts) else REUSED_IN_PART
+                raise DuplicateEventId(parts[k].stream, [str(i) for i in parts[k].ids], reason, part=k)
+            return stored
+        for k, (part, outcome) in enumerate(zip(parts, outcomes, strict=True)):
+            if isinstance(outcome, Rejected):
+                raise WrongExpectedVersion(part.stream, _expected_label(part.expected), outcome.head, part=k)
+        raise AssertionError("a rolled-back call has a rejected part")  # pragma: no cover
+
+    def _prepare_part(
+        self, k: int, stream: str, events: Sequence[NewEvent], expected: ExpectedVersion
+    ) -> Part:
+        try:
+            return self._prepare(stream, events, expected)
+        except ValidationError as exc:
+            raise in_part(exc, k) from None
 
     def _prepare(self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion) -> Part:
         """Check and encode an append (before it joins a group: bad input fails its caller only)."""

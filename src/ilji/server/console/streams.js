@@ -279,5 +279,41 @@ function eventDetail(name, event, view) {
     h("h3", {}, "Metadata"),
     renderJson(event.metadata, { label: `Metadata of event ${event.version}` }),
     view ? h("p", {}, h("a", { href: links.travel(name, event.version) }, `See the ${view.title.toLowerCase()} after this event`)) : null,
+    committedWith(event),
   );
+}
+
+// A position is the transaction's block of 4,096 plus the event's index in it (docs: Concepts,
+// "Several streams in one append"), so the events of one transaction share a block: the other
+// streams of a multi-stream append, or of appends group commit sent together.
+const BLOCK = 4096;
+
+function committedWith(event) {
+  const section = h("section", { "aria-labelledby": "committed-title" }, h("h3", { id: "committed-title" }, "Committed with it"));
+  const status = h("p", { class: "muted", role: "status" }, "Looking…");
+  section.append(status);
+  // Math.floor, not bitwise operators: positions go past 2^31, and JavaScript's bit operations are 32-bit.
+  const start = Math.floor(event.position / BLOCK) * BLOCK;
+  api(withQuery("/v1/all", { after: Math.max(0, start - 1), limit: 1000 }))
+    .then((page) => {
+      const others = page.events.filter((e) => e.position < start + BLOCK && e.id !== event.id);
+      if (!others.length) {
+        status.textContent = "No other event was committed in the same transaction.";
+        return;
+      }
+      status.textContent = `${others.length} other event${others.length === 1 ? "" : "s"} committed in the same transaction:`;
+      section.append(
+        h(
+          "ul",
+          { class: "committed", "aria-label": "Events committed with this one" },
+          others.map((e) =>
+            h("li", {}, h("a", { href: links.stream(e.stream, e.version) }, `${e.stream} #${e.version}`), " ", h("span", { class: "event-type" }, e.type)),
+          ),
+        ),
+      );
+    })
+    .catch((error) => {
+      status.textContent = `Could not read the global log: ${error.message}`;
+    });
+  return section;
 }
