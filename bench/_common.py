@@ -6,6 +6,7 @@ to them and is imported as `_common`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import getpass
@@ -166,6 +167,14 @@ class Stats:
     def calls_per_s(self) -> float:
         """Calls (transactions, or pages for reads) per second."""
         return self.calls / self.seconds if self.seconds > 0 else math.nan
+
+
+def positive(text: str) -> float:
+    """An argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def fmt_rate(value: float | None) -> str:

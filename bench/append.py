@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import fnmatch
 import importlib.metadata
-import math
 import sys
 import time
 import uuid
@@ -56,6 +55,7 @@ from _common import (
     markdown_table,
     measure_async,
     measure_threads,
+    positive,
 )
 from ilji import ANY, NewEvent, PostgresEventStore
 from ilji.domain.events import new_event_id
@@ -742,14 +742,6 @@ def print_header(console: Console, info: dict[str, str], settings: dict[str, str
 
 
 # -- main ----------------------------------------------------------------------------------
-
-
-def positive(text: str) -> float:
-    """An argparse type: a number > 0."""
-    value = float(text)
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

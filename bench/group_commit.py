@@ -63,6 +63,7 @@ from _common import (
     markdown_table,
     measure_async,
     measure_threads,
+    positive,
 )
 from append import (
     EVENT_TYPE,
@@ -614,14 +615,6 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     for row in rows:
         out.add_row(*row)
     return out
-
-
-def positive(text: str) -> float:
-    """An argparse type: a number > 0."""
-    value = float(text)
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -34,7 +34,7 @@ from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
-from _common import BenchServer, fmt_ms, fmt_rate, machine_info, markdown_table, percentile
+from _common import BenchServer, fmt_ms, fmt_rate, machine_info, markdown_table, percentile, positive
 from ilji import NewEvent, PostgresEventStore, RecordedEvent
 from ilji.projections import Context, Projection, Worker, wait_for_position
 from ilji.projections.projection import Connection
@@ -207,13 +207,6 @@ async def live(url: str, rate: float, seconds: float, warmup: float) -> dict[str
 
 
 # -- main ----------------------------------------------------------------------------------
-
-
-def positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def main() -> None:
