@@ -9,6 +9,7 @@ It also keeps a count of events per stream: the read model that must equal a reb
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from ilji import NewEvent, PostgresEventStore, RecordedEvent
-from ilji.projections import Context, Projection
+from ilji.projections import Context, Projection, Worker
 from ilji.projections.projection import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -346,3 +347,14 @@ def verify_ledger(url: str, name: str, *, version: int = 1, prefix: str | None =
         assert v == last_version.get(stream, 0) + 1, f"stream {stream}: version {v} applied out of order"
         last_version[stream] = v
     return {"events": len(applied_ids), "streams": len(counts)}
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    """Run `worker` in a task for the block; stop it and wait for the task afterwards."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        await worker.stop()
+        await asyncio.wait_for(task, 15)

@@ -6,9 +6,8 @@ The worker-process scenarios (crashes, several workers, SIGSTOP) are in tests/e2
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import psycopg
 import pytest
@@ -32,17 +31,7 @@ from ilji.projections.admin import reached
 from ilji.projections.runner import PartitionRunner
 from ilji.projections.worker import register
 from ilji.store.follow import Listener
-from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 15)
+from tests.e2e.worker_fixtures import append_events, ledger, running, verify_ledger
 
 
 def prefix() -> str:

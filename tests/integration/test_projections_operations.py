@@ -7,13 +7,12 @@ Each test runs workers in this process against a real PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -34,17 +33,7 @@ from ilji.projections import (
 )
 from ilji.server.metrics import _ProjectionCollector
 from ilji.server.models import projection_json
-from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
-
-
-@contextlib.asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        await worker.stop()
-        await asyncio.wait_for(task, 15)
+from tests.e2e.worker_fixtures import append_events, ledger, running, verify_ledger
 
 
 async def until(predicate: Callable[[], Any], within: float = 20.0) -> None:
