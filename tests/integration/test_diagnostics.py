@@ -11,7 +11,7 @@ import pytest
 from ilji import NewEvent, PostgresEventStore
 from ilji.domain.errors import PositionLimitReached
 from ilji.domain.events import TRANSACTION_ID_LIMIT
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from tests.position_limit import past_the_position_limit
 
 SECRET = "alice@example.com"

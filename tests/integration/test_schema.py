@@ -10,7 +10,7 @@ import pytest
 
 from ilji import AppendOnlyViolation, NewEvent, PostgresEventStore, SchemaError
 from ilji.embedded import EmbeddedPostgres, ensure_database
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from ilji.store.migrate import available_migrations, latest_version, migrate, schema_version
 
 

@@ -1,7 +1,7 @@
 """Ilji's error hierarchy: every failure a caller can see is one of these.
 
 The store translates database driver exceptions into these classes in one place
-(`ilji.store.errors`), and the server maps each class to one HTTP status in one table.
+(`ilji.store.database`), and the server maps each class to one HTTP status in one table.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
 from ilji.store import sql as store_sql
 from ilji.store.audit import Actor
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from ilji.store.postgres import Connection, PostgresEventStore
 
 _STATUS = sql.load("status")

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ilji
 from ilji.projections import admin
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 

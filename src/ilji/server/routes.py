@@ -63,7 +63,7 @@ from ilji.server.models import (
 from ilji.server.openapi import operation_id
 from ilji.server.problems import PreconditionFailed, responses
 from ilji.server.sse import SSE_MEDIA_TYPE, follow_stream, parse_last_event_id, sse_response, wants_sse
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from ilji.store.migrate import latest_version, schema_version
 from ilji.store.postgres import PostgresEventStore
 

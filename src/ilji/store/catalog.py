@@ -26,7 +26,7 @@ import psycopg
 from ilji.domain.errors import ValidationError
 from ilji.domain.validation import validate_category, validate_stream_name
 from ilji.store import sql
-from ilji.store.errors import translate
+from ilji.store.database import translate
 from ilji.store.postgres import PostgresEventStore
 
 _COLLATION = sql.load("catalog_collation")

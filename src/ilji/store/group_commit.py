@@ -52,7 +52,7 @@ from psycopg_pool import AsyncConnectionPool
 from ilji.domain.errors import IljiError, StoreUnavailable
 from ilji.domain.events import ANY, EXISTS, NO_STREAM, POSITION_SHIFT, AppendResult, ExpectedVersion
 from ilji.store import sql
-from ilji.store.errors import translate
+from ilji.store.database import translate
 
 _APPEND_GROUP = sql.load("append_group")
 

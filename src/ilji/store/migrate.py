@@ -21,7 +21,7 @@ import psycopg
 
 from ilji.domain.errors import SchemaError, SchemaTooNew
 from ilji.domain.events import POSITION_SHIFT
-from ilji.store.errors import translate
+from ilji.store.database import translate
 
 log = logging.getLogger("ilji.migrate")
 

@@ -59,8 +59,8 @@ from ilji.store.audit import (
     audit_event,
     check_appendable_system_stream,
 )
+from ilji.store.database import Database, translate
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, encode_object
-from ilji.store.errors import translate
 from ilji.store.follow import Listener, Notifier, follow_pages
 from ilji.store.group_commit import GroupCommitter, Outcome, Part, Rejected, expected_code, write_parts
 from ilji.store.lifecycle import (
@@ -261,6 +261,8 @@ class PostgresEventStore:
         at_least_timeout: float = DEFAULT_AT_LEAST_TIMEOUT,
     ) -> None:
         self.pool = pool
+        #: The seam every query of this store goes through (`ilji.store.database`).
+        self.database = Database(pool, conninfo=conninfo)
         self.conninfo = conninfo
         self.max_event_size = max_event_size
         self.poll_interval = poll_interval

@@ -14,7 +14,7 @@ import psycopg
 
 from ilji.domain.errors import SchemaError, ValidationError
 from ilji.store import sql
-from ilji.store.errors import translate
+from ilji.store.database import translate
 
 _ADD = sql.load("app_role_add")
 _PRIVILEGES = sql.load("app_role_privileges")

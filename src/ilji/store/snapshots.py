@@ -24,8 +24,8 @@ from ilji.domain.errors import ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.domain.validation import validate_stream_name
 from ilji.store import sql
+from ilji.store.database import translate
 from ilji.store.encoding import decode, encode_object
-from ilji.store.errors import translate
 
 _SAVE = sql.load("snapshot_save")
 _LATEST = sql.load("snapshot_latest")

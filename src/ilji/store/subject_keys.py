@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import ConflictError, StoreUnavailable, ValidationError
 from ilji.store import sql
-from ilji.store.errors import translate
+from ilji.store.database import translate
 
 #: AES-256: the key length in bytes.
 KEY_BYTES = 32
