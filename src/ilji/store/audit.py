@@ -16,15 +16,17 @@ import getpass
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import orjson
-import psycopg
 
 from ilji.domain.errors import ValidationError
 from ilji.domain.events import NewEvent, category_of
 from ilji.domain.validation import validate_stream_name
 from ilji.store import sql
+from ilji.store.database import Connection
+
+T = TypeVar("T")
 
 #: Who did what: one event per admin action.
 AUDIT_STREAM = "$audit"
@@ -37,9 +39,6 @@ CHECKPOINT_CATEGORY = "$checkpoint"
 #: Event types of the audit stream.
 ACTION_PERFORMED = "AdminActionPerformed"
 ACTION_FAILED = "AdminActionFailed"
-
-Outcome = Literal["ok", "unchanged"]
-"""A successful action changed something ("ok") or found it as asked already ("unchanged")."""
 
 # Ilji's system appends take this transaction-level advisory lock first. The system streams
 # are written rarely (admin actions) and by few writers, so serialising them is cheap, and it
@@ -107,6 +106,17 @@ class Actor:
         return {k: v for k, v in fields.items() if v is not None}
 
 
+@dataclass(frozen=True, slots=True)
+class AdminResult(Generic[T]):
+    """What the body of an admin action did: its `value` for the caller, the `$lifecycle`
+    `events` that record the change, and the `outcome` for the audit log: "ok" when something
+    changed, "unchanged" when it was as asked already."""
+
+    value: T
+    events: Sequence[NewEvent] = ()
+    outcome: Literal["ok", "unchanged"] = "ok"
+
+
 def audit_event(
     actor: Actor,
     action: str,
@@ -129,7 +139,7 @@ def audit_event(
     return NewEvent(kind, data)
 
 
-async def append_system(conn: psycopg.AsyncConnection[Any], events: Sequence[tuple[str, NewEvent]]) -> None:
+async def append_system(conn: Connection, events: Sequence[tuple[str, NewEvent]]) -> None:
     """Append Ilji's own events (stream, event) in the caller's transaction, in one statement.
 
     One statement per transaction: positions are the transaction id plus the index in the

@@ -21,13 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from ilji.domain.errors import ValidationError
 from ilji.domain.validation import validate_category, validate_stream_name
 from ilji.store import sql
-from ilji.store.database import translate
-from ilji.store.postgres import PostgresEventStore
+from ilji.store.database import Database
 
 _COLLATION = sql.load("catalog_collation")
 _STREAMS_RANGE = sql.load("catalog_streams_range")
@@ -140,10 +137,10 @@ def _scope(prefix: str, category: str | None) -> tuple[str, str | None] | None:
 
 
 class Catalog:
-    """Stream listings and bounded counts over one store's database."""
+    """Stream listings and bounded counts over one store's database (`store.database`)."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
-        self.store = store
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._code_point_order: bool | None = None
 
     async def code_point_order(self) -> bool:
@@ -240,14 +237,9 @@ class Catalog:
         )
 
     async def _all(self, query: bytes, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        try:
-            async with self.store.pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                return await cur.fetchall()
-        except psycopg.Error as exc:
-            raise translate(exc) from exc
-        except OSError as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall()
 
     async def _one(self, query: bytes, params: dict[str, Any]) -> tuple[Any, ...] | None:
         rows = await self._all(query, params)

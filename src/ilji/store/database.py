@@ -158,7 +158,7 @@ class Database:
     def __init__(self, pool: AsyncConnectionPool[Connection], *, conninfo: str = "") -> None:
         self._pool = pool
         #: The URL the pool connects to (for direct connections to the same server).
-        self.conninfo = conninfo or pool.conninfo
+        self.conninfo: str = conninfo or (pool.conninfo if isinstance(pool.conninfo, str) else "")
 
     @classmethod
     async def open(

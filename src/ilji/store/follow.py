@@ -14,16 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import StoreUnavailable
 from ilji.domain.events import RecordedEvent
 from ilji.store import sql
+from ilji.store.database import Database, connect
 
-log = logging.getLogger("ilji.follow")
+log = logging.getLogger(__name__)
 
 CHANNEL = "ilji_events"
 _NOTIFY = sql.load("notify")
@@ -54,8 +51,8 @@ async def _stop(task: asyncio.Task[None] | None, grace: float = 2.0) -> None:
 class Notifier:
     """Sends `NOTIFY ilji_events` after appends, coalescing bursts into one notification."""
 
-    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
-        self._pool = pool
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -77,7 +74,7 @@ class Notifier:
                 return
             self._wanted.clear()
             try:
-                async with self._pool.connection() as conn:
+                async with self._database.connection() as conn:
                     await conn.execute(_NOTIFY)
                 self.sent += 1
             except Exception as exc:  # a lost hint only delays followers until they poll
@@ -104,7 +101,6 @@ class Listener:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         #: Increases with every notification (and every reconnect, which may have missed some).
         self.generation = 0
         #: True while the LISTEN connection is up.
@@ -126,10 +122,7 @@ class Listener:
         assert self._conninfo is not None
         while not self._closed:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, application_name="ilji-listener"
-                ) as conn:
-                    self._conn = conn
+                async with connect(self._conninfo, application_name="ilji-listener") as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected = True
                     backoff = 0.1
@@ -142,7 +135,6 @@ class Listener:
                 log.warning("listener disconnected", extra={"error": str(exc)})
             finally:
                 self.connected = False
-                self._conn = None
             if self._closed:
                 return
             await asyncio.sleep(backoff)

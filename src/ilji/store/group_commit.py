@@ -43,16 +43,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import IljiError, StoreUnavailable
 from ilji.domain.events import ANY, EXISTS, NO_STREAM, POSITION_SHIFT, AppendResult, ExpectedVersion
 from ilji.store import sql
-from ilji.store.database import translate
+from ilji.store.database import Connection, Database
 
 _APPEND_GROUP = sql.load("append_group")
 
@@ -123,8 +120,6 @@ class Rejected:
 
 Outcome = AppendResult | Rejected
 """What a group gives back for each part (an error is raised in the caller instead)."""
-
-Connection = psycopg.AsyncConnection[Any]
 
 
 async def write_parts(conn: Connection, parts: Sequence[Part]) -> list[Outcome]:
@@ -218,18 +213,18 @@ class GroupCommitter:
     """Coalesces concurrent appends into group statements (see the module docstring).
 
     `alone` writes one part with its own statement (a group of one, and the fallback);
-    `max_in_flight` groups may run at once, on as many pool connections.
+    `max_in_flight` groups may run at once, on as many pooled connections of `database`.
     """
 
     def __init__(
         self,
-        pool: AsyncConnectionPool[Connection],
+        database: Database,
         alone: Alone,
         *,
         max_in_flight: int = MAX_IN_FLIGHT,
         group_events: int = GROUP_EVENTS,
     ) -> None:
-        self._pool = pool
+        self._database = database
         self._alone = alone
         #: Groups in flight at once (1: every append waits for the group in flight).
         self.max_in_flight = max_in_flight
@@ -369,8 +364,8 @@ class GroupCommitter:
         except asyncio.CancelledError as exc:  # the event loop is shutting down
             cancelled = exc
             outcomes = [StoreUnavailable("the store closed before the append finished") for _ in group]
-        except Exception as exc:  # an outage: every caller of the group sees it
-            outcomes = [translate(exc) for _ in group]
+        except Exception as exc:  # an outage (translated by the seam): every caller of the group sees it
+            outcomes = [exc for _ in group]
         for waiting, outcome in zip(group, outcomes, strict=True):
             if waiting.future.done():
                 continue
@@ -389,20 +384,18 @@ class GroupCommitter:
         if len(parts) == 1:
             return await self._alone_in_order(parts)
         for attempt in range(2):
+            self.statements += 1
             try:
-                self.statements += 1
-                conn = await self._pool.getconn()
-                try:
-                    return list(await write_parts(conn, parts))
-                finally:
-                    await self._pool.putconn(conn)
-            except pg_errors.UniqueViolation:
-                if attempt == 0:
-                    continue  # another process wrote one of our streams or ids: look again
-            except (psycopg.Error, OSError) as exc:
-                error = translate(exc)
-                if isinstance(error, StoreUnavailable):
-                    raise error from exc
+                async with self._database.connection() as conn:
+                    try:
+                        return list(await write_parts(conn, parts))
+                    except pg_errors.UniqueViolation:
+                        if attempt == 0:
+                            continue  # another process wrote one of our streams or ids: look again
+            except StoreUnavailable:
+                raise  # an outage: every caller of the group sees it
+            except IljiError:
+                pass  # any other error goes alone, to reach the part that caused it
             break
         return await self._alone_in_order(parts)
 

@@ -97,17 +97,12 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """What an admin action decided: the new state, the `$lifecycle` event (None when nothing
-    changes) and the outcome for the audit log."""
+class LifecyclePlan:
+    """What a stream lifecycle action decided: the new state, and the `$lifecycle` event that
+    records the change (None when nothing changes)."""
 
     state: StreamLifecycle
     event: NewEvent | None
-
-    @property
-    def outcome(self) -> str:
-        """ "ok" when something changed, "unchanged" otherwise."""
-        return "ok" if self.event is not None else "unchanged"
 
 
 def lifecycle_stream_name(stream: object) -> str:
@@ -128,27 +123,27 @@ def _existing(state: StreamLifecycle) -> None:
         raise StreamNotFound(state.stream)
 
 
-def plan_delete(state: StreamLifecycle) -> Change:
+def plan_delete(state: StreamLifecycle) -> LifecyclePlan:
     """Soft delete: hide every event up to the current version (kept, and restorable)."""
     _existing(state)
     if state.deleted:
-        return Change(state, None)
+        return LifecyclePlan(state, None)
     new = replace(state, deleted_version=state.version, deleted_at=None)
     data = {"stream": state.stream, "version": state.version}
-    return Change(new, NewEvent(STREAM_DELETED, data))
+    return LifecyclePlan(new, NewEvent(STREAM_DELETED, data))
 
 
-def plan_restore(state: StreamLifecycle) -> Change:
+def plan_restore(state: StreamLifecycle) -> LifecyclePlan:
     """Undo a soft delete: the events it hid are visible again (unless truncated)."""
     _existing(state)
     if state.deleted_version is None:
-        return Change(state, None)
+        return LifecyclePlan(state, None)
     new = replace(state, deleted_version=None, deleted_at=None)
     data = {"stream": state.stream, "deleted_version": state.deleted_version, "version": state.version}
-    return Change(new, NewEvent(STREAM_RESTORED, data))
+    return LifecyclePlan(new, NewEvent(STREAM_RESTORED, data))
 
 
-def plan_truncate(state: StreamLifecycle, before: object) -> Change:
+def plan_truncate(state: StreamLifecycle, before: object) -> LifecyclePlan:
     """Hide versions below `before` (1 shows everything again); at most the version + 1."""
     _existing(state)
     if isinstance(before, bool) or not isinstance(before, int) or before < 1:
@@ -160,10 +155,10 @@ def plan_truncate(state: StreamLifecycle, before: object) -> Change:
         )
     current = max(state.truncate_before, 1)
     if before == current:
-        return Change(state, None)
+        return LifecyclePlan(state, None)
     new = replace(state, truncate_before=0 if before == 1 else before)
     data = {"stream": state.stream, "before": before, "previous_before": current, "version": state.version}
-    return Change(new, NewEvent(STREAM_TRUNCATED, data))
+    return LifecyclePlan(new, NewEvent(STREAM_TRUNCATED, data))
 
 
 def check_retention(max_age_seconds: object, max_count: object) -> None:

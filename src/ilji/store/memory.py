@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from ilji.domain.errors import DuplicateEventId, IljiError, ValidationError, WrongExpectedVersion
+from ilji.domain.errors import IljiError, ValidationError
 from ilji.domain.events import (
     ANY,
     AppendPart,
@@ -22,8 +22,6 @@ from ilji.domain.events import (
     expected_version_holds,
 )
 from ilji.domain.validation import (
-    REUSED_BY_ANOTHER_CALL,
-    REUSED_IN_PART,
     in_part,
     validate_after,
     validate_category,
@@ -34,16 +32,18 @@ from ilji.domain.validation import (
     validate_parts,
     validate_stream_name,
 )
+from ilji.store.append_rules import StoredId, resolve_resent_call, resolve_reused_ids, version_conflict
 from ilji.store.audit import (
     AUDIT_STREAM,
     LIFECYCLE_STREAM,
     Actor,
+    AdminResult,
     audit_event,
     check_appendable_system_stream,
 )
 from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
 from ilji.store.lifecycle import (
-    Change,
+    LifecyclePlan,
     Retention,
     StreamLifecycle,
     check_retention,
@@ -55,6 +55,8 @@ from ilji.store.lifecycle import (
     retention_event,
 )
 from ilji.store.port import Direction
+
+T = TypeVar("T")
 
 
 class MemoryEventStore:
@@ -109,10 +111,11 @@ class MemoryEventStore:
         ids = [e.id for e in events]
         version = len(self._streams.get(stream, []))
         if any(i in self._by_id for i in ids):
-            return self._resolve_reused_ids(stream, ids)
+            result = resolve_reused_ids(stream, ids, self._stored(ids))
+            assert result is not None
+            return result
         if not expected_version_holds(expected, version):
-            label = expected if isinstance(expected, int) else expected.value
-            raise WrongExpectedVersion(stream, label, version)
+            raise version_conflict(stream, expected, version)
         result = self._write(stream, events, bodies)
         async with self._changed:
             self._changed.notify_all()
@@ -137,9 +140,7 @@ class MemoryEventStore:
         for k, part in enumerate(checked):
             version = len(self._streams.get(part.stream, []))
             if not expected_version_holds(part.expected_version, version):
-                expected = part.expected_version
-                label = expected if isinstance(expected, int) else expected.value
-                raise WrongExpectedVersion(part.stream, label, version, part=k)
+                raise version_conflict(part.stream, part.expected_version, version, part=k)
         self._calls += 1
         results = []
         for k, (part, encoded) in enumerate(zip(checked, bodies, strict=True)):
@@ -151,26 +152,29 @@ class MemoryEventStore:
 
     def _resolve_resent_call(self, parts: list[AppendPart]) -> list[AppendResult]:
         """A call that met stored ids: an exact resend of one earlier call, or refused."""
-        found: list[AppendResult | None] = []
-        for k, part in enumerate(parts):
-            ids = [e.id for e in part.events]
-            if not any(i in self._by_id for i in ids):
-                found.append(None)
-                continue
-            try:
-                found.append(self._resolve_reused_ids(part.stream, ids))
-            except DuplicateEventId as exc:
-                raise DuplicateEventId(exc.stream, exc.event_ids, exc.reason, part=k) from None
         calls = [self._call_of.get(part.events[0].id) for part in parts]
-        stored = [f for f in found if f is not None]
         first = calls[0]
         one_call = first is not None and all(c == (first[0], k) for k, c in enumerate(calls))
-        if len(stored) == len(parts) and one_call:
-            return stored
-        k = next(k for k, f in enumerate(found) if f is not None)
-        reason = REUSED_BY_ANOTHER_CALL if len(stored) == len(parts) else REUSED_IN_PART
-        reused = [str(e.id) for e in parts[k].events]
-        raise DuplicateEventId(parts[k].stream, reused, reason, part=k)
+        ids = [[e.id for e in part.events] for part in parts]
+        found = self._stored([i for part_ids in ids for i in part_ids])
+        streams = [(part.stream, part_ids) for part, part_ids in zip(parts, ids, strict=True)]
+        return resolve_resent_call(streams, found, lambda _stored: one_call)
+
+    def _stored(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredId]:
+        """Where these event ids are stored (those that are), as `append_rules` needs it."""
+        found = {}
+        for i in ids:
+            event = self._by_id.get(i)
+            if event is not None:
+                batch_start, size = self._batch_of[i]
+                found[i] = StoredId(
+                    event.stream,
+                    event.version,
+                    event.position,
+                    joined_before=event.position != batch_start,
+                    joined_after=event.position != batch_start + size - 1,
+                )
+        return found
 
     def _encode(self, events: Sequence[NewEvent]) -> list[tuple[Any, Any]]:
         bodies = []
@@ -208,28 +212,6 @@ class MemoryEventStore:
             last_version=recorded[-1].version,
             first_position=recorded[0].position,
             last_position=recorded[-1].position,
-        )
-
-    def _resolve_reused_ids(self, stream: str, ids: list[uuid.UUID]) -> AppendResult:
-        found = [self._by_id.get(i) for i in ids]
-        reused = [str(i) for i, f in zip(ids, found, strict=True) if f is not None]
-        stored = [f for f in found if f is not None]
-        if len(stored) != len(ids):
-            raise DuplicateEventId(stream, reused, "the batch overlaps stored events only in part")
-        if any(f.stream != stream for f in stored):
-            raise DuplicateEventId(stream, reused, "they belong to another stream")
-        first = stored[0].version
-        batches = {self._batch_of[i] for i in ids}
-        consecutive = [f.version for f in stored] == list(range(first, first + len(ids)))
-        if not consecutive or len(batches) != 1 or batches.pop()[1] != len(ids):
-            raise DuplicateEventId(stream, reused, "they were stored by another batch or in another order")
-        return AppendResult(
-            stream=stream,
-            first_version=first,
-            last_version=stored[-1].version,
-            first_position=stored[0].position,
-            last_position=stored[-1].position,
-            idempotent=True,
         )
 
     async def read_stream(
@@ -349,30 +331,32 @@ class MemoryEventStore:
         action: str,
         target: str,
         parameters: dict[str, Any],
-        run: Callable[[], tuple[Any, list[NewEvent], str]],
-    ) -> Any:
+        run: Callable[[], AdminResult[T]],
+    ) -> T:
         who = actor or Actor.process()
         try:
-            result, events, outcome = run()
+            done = run()
         except IljiError as exc:
             record = audit_event(who, action, target, parameters, exc.code, exc.message)
             await self._append(AUDIT_STREAM, [record], ANY)
             raise
-        for event in events:
+        for event in done.events:
             await self._append(LIFECYCLE_STREAM, [event], ANY)
-        await self._append(AUDIT_STREAM, [audit_event(who, action, target, parameters, outcome)], ANY)
-        return result
+        await self._append(AUDIT_STREAM, [audit_event(who, action, target, parameters, done.outcome)], ANY)
+        return done.value
 
     async def stream_lifecycle(self, stream: str) -> StreamLifecycle:
         """A stream's version and lifecycle rules."""
         validate_stream_name(stream, allow_system=True)
         return self._state(stream)
 
-    def _change(self, stream: str, plan: Callable[[StreamLifecycle], Change]) -> Callable[[], Any]:
-        def run() -> tuple[StreamLifecycle, list[NewEvent], str]:
+    def _change(
+        self, stream: str, plan: Callable[[StreamLifecycle], LifecyclePlan]
+    ) -> Callable[[], AdminResult[StreamLifecycle]]:
+        def run() -> AdminResult[StreamLifecycle]:
             change = plan(self._state(stream))
             if change.event is None:
-                return change.state, [], change.outcome
+                return AdminResult(change.state, outcome="unchanged")
             new = change.state
             if new.deleted_version is not None and new.deleted_at is None:
                 new = replace(new, deleted_at=self._clock())
@@ -380,25 +364,19 @@ class MemoryEventStore:
                 self._rules[stream] = new
             else:
                 self._rules.pop(stream, None)
-            return new, [change.event], change.outcome
+            return AdminResult(new, [change.event])
 
         return run
 
     async def delete_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
         """Soft-delete a stream (see `PostgresEventStore.delete_stream`)."""
         lifecycle_stream_name(stream)
-        state: StreamLifecycle = await self._audited(
-            actor, "stream.delete", stream, {}, self._change(stream, plan_delete)
-        )
-        return state
+        return await self._audited(actor, "stream.delete", stream, {}, self._change(stream, plan_delete))
 
     async def restore_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
         """Undo a soft delete."""
         lifecycle_stream_name(stream)
-        state: StreamLifecycle = await self._audited(
-            actor, "stream.restore", stream, {}, self._change(stream, plan_restore)
-        )
-        return state
+        return await self._audited(actor, "stream.restore", stream, {}, self._change(stream, plan_restore))
 
     async def truncate_stream(
         self, stream: str, before: int, *, actor: Actor | None = None
@@ -406,10 +384,7 @@ class MemoryEventStore:
         """Hide the stream's versions below `before`."""
         lifecycle_stream_name(stream)
         run = self._change(stream, lambda s: plan_truncate(s, before))
-        state: StreamLifecycle = await self._audited(
-            actor, "stream.truncate", stream, {"before": before}, run
-        )
-        return state
+        return await self._audited(actor, "stream.truncate", stream, {"before": before}, run)
 
     async def retention(self, category: str) -> Retention | None:
         """A category's retention rule, or None."""
@@ -430,22 +405,21 @@ class MemoryEventStore:
         age = timedelta(seconds=max_age_seconds) if max_age_seconds is not None else None
         new = Retention(category, age, max_count)
 
-        def run() -> tuple[Retention, list[NewEvent], str]:
+        def run() -> AdminResult[Retention]:
             event = retention_event(self._retention.get(category), new, category)
             self._retention[category] = new
-            return new, [event] if event else [], "ok" if event else "unchanged"
+            return AdminResult(new, [event]) if event else AdminResult(new, outcome="unchanged")
 
         parameters = {"max_age_seconds": max_age_seconds, "max_count": max_count}
-        result: Retention = await self._audited(actor, "retention.set", category, parameters, run)
-        return result
+        return await self._audited(actor, "retention.set", category, parameters, run)
 
     async def clear_retention(self, category: str, *, actor: Actor | None = None) -> None:
         """Remove a category's retention rule."""
         lifecycle_category_name(category)
 
-        def run() -> tuple[None, list[NewEvent], str]:
+        def run() -> AdminResult[None]:
             event = retention_event(self._retention.pop(category, None), None, category)
-            return None, [event] if event else [], "ok" if event else "unchanged"
+            return AdminResult(None, [event]) if event else AdminResult(None, outcome="unchanged")
 
         await self._audited(actor, "retention.clear", category, {}, run)
 

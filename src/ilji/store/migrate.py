@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, LiteralString
 
-import psycopg
+from psycopg import errors as pg_errors
 
 from ilji.domain.errors import SchemaError, SchemaTooNew
 from ilji.domain.events import POSITION_SHIFT
-from ilji.store.database import translate
+from ilji.store.database import Connection, connect
 
-log = logging.getLogger("ilji.migrate")
+log = logging.getLogger(__name__)
 
 # An arbitrary constant that names Ilji's migration lock (pg_advisory_lock takes a bigint).
 MIGRATION_LOCK_KEY = 0x11_1A_0001
@@ -61,23 +61,21 @@ async def migrate(conninfo: str) -> list[Migration]:
     Raises `SchemaTooNew` when a newer Ilji migrated the database: this code must not write.
     While another process holds the migration lock this waits, and logs once that it does.
     """
-    try:
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    async with connect(conninfo) as conn:
+        try:
             await _lock(conn)
             try:
                 return await _apply_pending(conn)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise SchemaError(
-            f"the schema needs migrations this database role may not apply ({exc.diag.message_primary}): "
-            "run `ilji migrate` with the role that owns the schema (ILJI_MIGRATION_DATABASE_URL)"
-        ) from exc
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
+        except pg_errors.InsufficientPrivilege as exc:
+            raise SchemaError(
+                f"the schema needs migrations this database role may not apply ({exc.diag.message_primary}): "
+                "run `ilji migrate` with the role that owns the schema (ILJI_MIGRATION_DATABASE_URL)"
+            ) from exc
 
 
-async def _lock(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+async def _lock(conn: Connection) -> None:
     # Try first, so that a wait (another replica migrating, or one stuck) is said, not silent.
     if await _value(conn, f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_KEY})"):
         return
@@ -101,13 +99,10 @@ async def check_schema(conninfo: str, *, writes: bool = True) -> int:
     Raises `SchemaError` (run `ilji migrate`) when migrations are pending, and `SchemaTooNew`
     when a newer Ilji migrated it, unless `writes` is false: reading stays allowed then.
     """
-    try:
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-            found = await schema_version(conn)
-            if writes and found:
-                await check_transaction_horizon(conn)
-    except psycopg.Error as exc:
-        raise translate(exc) from exc
+    async with connect(conninfo) as conn:
+        found = await schema_version(conn)
+        if writes and found:
+            await check_transaction_horizon(conn)
     known = latest_version()
     if found < known:
         state = "has no Ilji schema" if found == 0 else f"has schema version {found}"
@@ -119,20 +114,20 @@ async def check_schema(conninfo: str, *, writes: bool = True) -> int:
     return found
 
 
-async def _value(conn: psycopg.AsyncConnection[tuple[Any, ...]], query: LiteralString) -> Any:
+async def _value(conn: Connection, query: LiteralString) -> Any:
     cur = await conn.execute(query)
     row = await cur.fetchone()
     return row[0] if row else None
 
 
-async def _applied_versions(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> set[int]:
+async def _applied_versions(conn: Connection) -> set[int]:
     if not await _value(conn, "SELECT to_regclass('ilji.schema_migrations') IS NOT NULL"):
         return set()
     cur = await conn.execute("SELECT version FROM ilji.schema_migrations")
     return {row[0] for row in await cur.fetchall()}
 
 
-async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list[Migration]:
+async def _apply_pending(conn: Connection) -> list[Migration]:
     done = await _applied_versions(conn)
     known = latest_version()
     if done and max(done) > known:
@@ -164,7 +159,7 @@ async def _apply_pending(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> list
     return applied
 
 
-async def regrant_app_roles(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
+async def regrant_app_roles(conn: Connection) -> int:
     """Give every registered app role its privileges again; how many roles (0 before 0006)."""
     if not await _value(conn, "SELECT to_regprocedure('ilji.grant_app_roles()') IS NOT NULL"):
         return 0
@@ -174,14 +169,14 @@ async def regrant_app_roles(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> i
     return count
 
 
-async def schema_version(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> int:
+async def schema_version(conn: Connection) -> int:
     """The newest applied migration, 0 when the schema does not exist."""
     if not await _value(conn, "SELECT to_regclass('ilji.schema_migrations') IS NOT NULL"):
         return 0
     return int(await _value(conn, "SELECT coalesce(max(version), 0) FROM ilji.schema_migrations") or 0)
 
 
-async def check_transaction_horizon(conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
+async def check_transaction_horizon(conn: Connection) -> None:
     """Refuse a database whose stored positions are ahead of its transaction counter.
 
     Positions come from transaction ids. A logical dump restored into a new cluster brings

@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from ilji.domain.events import ANY, AppendResult, ExpectedVersion, NewEvent, RecordedEvent
-from ilji.store.audit import Actor
-from ilji.store.lifecycle import Retention, StreamLifecycle
 
 Direction = Literal["forward", "backward"]
 
@@ -86,52 +84,6 @@ class SystemStreamStore(EventStore, Protocol):
         self, stream: str, events: Sequence[NewEvent], expected_version: ExpectedVersion = ANY
     ) -> int:
         """Append to a `$checkpoint-<name>` stream if its version is as expected; its new version."""
-        ...
-
-
-@runtime_checkable
-class LifecycleStore(Protocol):
-    """Admin operations on what readers see: soft delete, truncate-before, retention.
-
-    Each change hides events (never removes them) and is recorded as events of `$lifecycle`
-    and `$audit`; see docs/en/lifecycle.md. `actor` says who acts, for the audit log.
-    """
-
-    async def stream_lifecycle(self, stream: str) -> StreamLifecycle:
-        """A stream's version and lifecycle rules."""
-        ...
-
-    async def delete_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
-        """Soft-delete a stream (its events stay stored; `restore_stream` undoes it)."""
-        ...
-
-    async def restore_stream(self, stream: str, *, actor: Actor | None = None) -> StreamLifecycle:
-        """Undo a soft delete."""
-        ...
-
-    async def truncate_stream(
-        self, stream: str, before: int, *, actor: Actor | None = None
-    ) -> StreamLifecycle:
-        """Hide the stream's versions below `before`."""
-        ...
-
-    async def retention(self, category: str) -> Retention | None:
-        """A category's retention rule, or None."""
-        ...
-
-    async def set_retention(
-        self,
-        category: str,
-        *,
-        max_age_seconds: int | None = None,
-        max_count: int | None = None,
-        actor: Actor | None = None,
-    ) -> Retention:
-        """Hide a category's events older than `max_age_seconds` or beyond the newest `max_count`."""
-        ...
-
-    async def clear_retention(self, category: str, *, actor: Actor | None = None) -> None:
-        """Remove a category's retention rule."""
         ...
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import psycopg
+from psycopg import errors as pg_errors
 
 from ilji.domain.errors import SchemaError, ValidationError
 from ilji.store import sql
-from ilji.store.database import translate
+from ilji.store.database import connect
 
 _ADD = sql.load("app_role_add")
 _PRIVILEGES = sql.load("app_role_privileges")
@@ -40,8 +40,9 @@ async def grant_app_role(conninfo: str, role: str, *, read_models: str | None) -
     """
     if not role.strip():
         raise ValidationError("role", "must name a database role")
-    try:
-        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+    async with connect(conninfo) as conn:
+        # The refusals are caught here, before the seam would translate them generically.
+        try:
             cur = await conn.execute("SELECT to_regprocedure('ilji.add_app_role(name, name)') IS NOT NULL")
             row = await cur.fetchone()
             if not row or not row[0]:
@@ -49,11 +50,11 @@ async def grant_app_role(conninfo: str, role: str, *, read_models: str | None) -
             await conn.execute(_ADD, {"role": role, "read_models": read_models})
             cur = await conn.execute(_PRIVILEGES, {"role": role})
             return [TablePrivileges(table, privileges) for table, privileges in await cur.fetchall()]
-    except psycopg.Error as exc:
-        if exc.sqlstate == _REFUSED:
-            raise ValidationError("role", exc.diag.message_primary or str(exc)) from exc
-        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        except pg_errors.InsufficientPrivilege as exc:
             raise ValidationError(
                 "database_url", "only the role that owns the Ilji schema may grant privileges"
             ) from exc
-        raise translate(exc) from exc
+        except pg_errors.Error as exc:
+            if exc.sqlstate == _REFUSED:
+                raise ValidationError("role", exc.diag.message_primary or str(exc)) from exc
+            raise

@@ -17,14 +17,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
-import psycopg
-from psycopg_pool import AsyncConnectionPool
 
 from ilji.domain.errors import ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.domain.validation import validate_stream_name
 from ilji.store import sql
-from ilji.store.database import translate
+from ilji.store.database import Database
 from ilji.store.encoding import decode, encode_object
 
 _SAVE = sql.load("snapshot_save")
@@ -86,10 +84,10 @@ def _check(snapshot: Snapshot) -> None:
 
 
 class PostgresSnapshotStore:
-    """Snapshots in the `ilji.snapshots` table, sharing the event store's connection pool."""
+    """Snapshots in the `ilji.snapshots` table, on the event store's database (`store.database`)."""
 
-    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
-        self.pool = pool
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def save(self, snapshot: Snapshot) -> None:
         """Insert or replace the snapshot."""
@@ -103,11 +101,8 @@ class PostgresSnapshotStore:
             "state": encode_object(snapshot.state, "state"),
             "first_version": snapshot.first_version,
         }
-        try:
-            async with self.pool.connection() as conn:
-                await conn.execute(_SAVE, params)
-        except (psycopg.Error, OSError) as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            await conn.execute(_SAVE, params)
 
     async def latest(
         self, stream: str, state_type: str, schema_version: int, max_version: int | None = None
@@ -119,24 +114,18 @@ class PostgresSnapshotStore:
             "schema_version": schema_version,
             "max_version": MAX_SAFE_POSITION if max_version is None else max_version,
         }
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_LATEST, params)
-                row = await cur.fetchone()
-        except (psycopg.Error, OSError) as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_LATEST, params)
+            row = await cur.fetchone()
         if row is None:
             return None
         return Snapshot(row[0], row[1], row[2], row[3], row[4], orjson.loads(row[5]), row[6], row[7])
 
     async def delete(self, stream: str | None = None, state_type: str | None = None) -> int:
         """Delete matching snapshots."""
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_DELETE, {"stream": stream, "state_type": state_type})
-                return cur.rowcount
-        except (psycopg.Error, OSError) as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_DELETE, {"stream": stream, "state_type": state_type})
+            return cur.rowcount
 
 
 class MemorySnapshotStore:

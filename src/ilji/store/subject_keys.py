@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool
-
 from ilji.domain.errors import ConflictError, StoreUnavailable, ValidationError
 from ilji.store import sql
-from ilji.store.database import translate
+from ilji.store.database import Database
 
 #: AES-256: the key length in bytes.
 KEY_BYTES = 32
@@ -117,27 +114,21 @@ def _audit(row: _Row, key_deleted: bool) -> ForgottenSubject:
 
 
 class PostgresKeyStore:
-    """Subject keys in the `ilji.subject_keys` table, sharing the event store's connection pool."""
+    """Subject keys in the `ilji.subject_keys` table, on the event store's database (`store.database`)."""
 
-    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
-        self.pool = pool
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def _one(self, query: bytes, params: Mapping[str, Any]) -> _Row | None:
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                row = await cur.fetchone()
-        except (psycopg.Error, OSError) as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            cur = await conn.execute(query, params)
+            row: _Row | None = await cur.fetchone()
         return row
 
     async def _rows(self, subjects: list[str]) -> list[_Row]:
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_GET, {"subjects": subjects})
-                rows = await cur.fetchall()
-        except (psycopg.Error, OSError) as exc:
-            raise translate(exc) from exc
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_GET, {"subjects": subjects})
+            rows: list[_Row] = await cur.fetchall()
         return rows
 
     async def key_for_writing(self, subject: str) -> SubjectKey:
