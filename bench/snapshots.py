@@ -85,7 +85,7 @@ async def run(url: str, events_count: int, repeat: int) -> None:
     """Fill one stream, then time the loads."""
     await migrate(url)
     async with await PostgresEventStore.open(url, max_size=4, notify=False) as store:
-        snapshots = PostgresSnapshotStore(store.pool)
+        snapshots = PostgresSnapshotStore(store.database)
         stream_id = "bench"
         stream = account_type(None).stream(stream_id)
         batch = 1000

@@ -66,7 +66,7 @@ Subscribers = Repository[RegisterSubscriber, SubscriberRegistered, Subscriber]
 
 # --8<-- [start:wiring]
 def wire(store: PostgresEventStore) -> tuple[PersonalData, Subscribers]:
-    keys = PostgresKeyStore(store.pool)  # the ilji.subject_keys table
+    keys = PostgresKeyStore(store.database)  # the ilji.subject_keys table
     personal = PersonalData(keys, events, [SubscriberRegistered])
     subscribers = Repository(personal.store(store), subscriber_type)
     return personal, subscribers

@@ -67,7 +67,7 @@ async def reserve(
 
 async def free_seats(store: PostgresEventStore, concert: str) -> int:
     """Query the read model (version 1's table; see "Rebuild without downtime")."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute("SELECT free FROM seat_counts_v1 WHERE concert = %s", (concert,))
         row = await cur.fetchone()
     assert row is not None

@@ -62,7 +62,7 @@ class SeatsLeft(Projection):
 
 async def seats_left(store: PostgresEventStore, concert: str) -> int:
     """The query side: read the table of the version that serves now."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             "SELECT active_version FROM ilji.projections WHERE name = %s",
             [SeatsLeft.name],

@@ -51,7 +51,7 @@ concert_type = AggregateType(
 # --8<-- [start:load]
 async def main(settings: Settings | None = None) -> None:
     async with open_runtime(settings or load_settings()) as runtime:
-        snapshots = PostgresSnapshotStore(runtime.store.pool)  # ilji.snapshots
+        snapshots = PostgresSnapshotStore(runtime.store.database)  # ilji.snapshots
         concerts = Repository(
             runtime.store,
             concert_type,

@@ -64,7 +64,7 @@ class ShelfRow:
 
 async def find_book(store: PostgresEventStore, book_id: str) -> ShelfRow | None:
     """One book as the read model shows it (from the version that serves)."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             "SELECT active_version FROM ilji.projections WHERE name = %s",
             [Shelf.name],

@@ -216,7 +216,7 @@ def test_projection_actions_are_audited_over_http_and_from_the_cli(
     async def declare() -> None:
         async with await PostgresEventStore.open(database_url) as store:
             await register(store, Audited())
-            async with store.pool.connection() as conn:  # what a worker does when it starts
+            async with store.database.connection() as conn:  # what a worker does when it starts
                 params = {"name": Audited.name, "version": 1, "partitions": 1, "code_version": 1}
                 await conn.execute(sql.load("declare_version"), params)
                 await conn.execute(sql.load("ensure_partitions"), params)

@@ -55,7 +55,7 @@ async def test_concurrent_commands_on_one_stream_all_land_through_retries(databa
 
 
 async def test_snapshot_store_saves_finds_and_deletes(pg: PostgresEventStore) -> None:
-    snapshots = PostgresSnapshotStore(pg.pool)
+    snapshots = PostgresSnapshotStore(pg.database)
     stream = f"tally-{new_id()}"
     ids = [uuid.uuid4() for _ in range(3)]
     for version, event_id in zip((2, 4, 6), ids, strict=True):
@@ -77,7 +77,7 @@ async def test_snapshot_store_saves_finds_and_deletes(pg: PostgresEventStore) ->
 
 
 async def test_snapshots_on_postgres_are_used_ignored_and_deletable(pg: PostgresEventStore) -> None:
-    snapshots = PostgresSnapshotStore(pg.pool)
+    snapshots = PostgresSnapshotStore(pg.database)
     tallies = Repository(pg, tally_type(every=5), snapshots=snapshots)
     entity = new_id()
     stream = tallies.stream(entity)
@@ -147,7 +147,7 @@ def test_snapshot_plus_tail_equals_full_replay_on_postgres(
 ) -> None:
     async def check() -> None:
         async with await PostgresEventStore.open(database_url, max_size=2, notify=False) as s:
-            snapshots = PostgresSnapshotStore(s.pool)
+            snapshots = PostgresSnapshotStore(s.database)
             tallies = Repository(s, tally_type(every=every), snapshots=snapshots)
             entity = new_id()
             for amount in amounts:

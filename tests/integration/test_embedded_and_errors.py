@@ -48,7 +48,7 @@ async def test_an_unreachable_database_raises_store_unavailable() -> None:
 async def test_losing_the_database_mid_life_raises_store_unavailable(database_url: str) -> None:
     store = await PostgresEventStore.open(database_url, max_size=1)
     try:
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     except Exception:
         pass

@@ -40,7 +40,7 @@ async def test_100_concurrent_reservations_for_10_seats_yield_exactly_10(
     stores: list[PostgresEventStore], round_: int
 ) -> None:
     # With snapshots on, every load also races with snapshot writes: the answer must not change.
-    repos = [repository(s, PostgresSnapshotStore(s.pool), max_retries=15) for s in stores]
+    repos = [repository(s, PostgresSnapshotStore(s.database), max_retries=15) for s in stores]
     conference_id = uuid.uuid4().hex
     await repos[0].handle(conference_id, CreateConference("PyCon", 10))
     start = asyncio.Event()

@@ -42,7 +42,7 @@ async def test_the_demo_runs_on_postgres(pg: PostgresEventStore) -> None:
 async def test_a_long_voyage_loads_from_a_snapshot_and_corrections_still_apply(
     pg: PostgresEventStore,
 ) -> None:
-    snapshots = PostgresSnapshotStore(pg.pool)
+    snapshots = PostgresSnapshotStore(pg.database)
     ships = repository(pg, snapshots)
     ship_id = uuid.uuid4().hex
     await ships.handle(ship_id, lambda s: s.register("Long Haul"))

@@ -47,7 +47,7 @@ class World:
 @pytest.fixture
 async def world(database_url: str) -> AsyncIterator[World]:
     pg = await PostgresEventStore.open(database_url, max_size=10, poll_interval=0.2)
-    keys = PostgresKeyStore(pg.pool)
+    keys = PostgresKeyStore(pg.database)
     personal = personal_data(keys)
     try:
         yield World(pg, keys, personal, personal.store(pg))
@@ -56,7 +56,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
 
 
 async def _rows(pg: PostgresEventStore, query: str, *params: object) -> list[tuple[object, ...]]:
-    async with pg.pool.connection() as conn:
+    async with pg.database.connection() as conn:
         cur = await conn.execute(query, params)
         return await cur.fetchall()
 
@@ -231,7 +231,7 @@ async def test_a_forgotten_subject_is_unreadable_everywhere_and_every_event_stil
 
 async def test_the_first_key_of_a_subject_is_created_once_under_concurrency(world: World) -> None:
     subject = new_id()
-    other = PostgresKeyStore(world.pg.pool)
+    other = PostgresKeyStore(world.pg.database)
     keys = await asyncio.gather(*(k.key_for_writing(subject) for k in [world.keys, other] * 10))
     assert len({(k.key_id, k.key) for k in keys}) == 1
     assert await world.keys.keys_for_reading([subject, "nobody"]) == {subject: keys[0]}

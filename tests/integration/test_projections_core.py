@@ -91,7 +91,7 @@ async def test_stale_owner_cannot_commit_after_a_takeover(
     name, pre = f"fence_{uuid.uuid4().hex[:6]}", prefix()
     projection = ledger(name, batch_size=10)
     await register(store, projection)
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             "INSERT INTO ilji.projection_checkpoints (projection, version, partition, partitions)"
             " VALUES (%s, 1, 0, 1)",
@@ -108,7 +108,7 @@ async def test_stale_owner_cannot_commit_after_a_takeover(
         # Nobody else can take a live lease.
         assert await new._acquire() is None
         # The old owner freezes past its lease (simulated by expiring it), a new owner takes over.
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             await conn.execute(
                 "UPDATE ilji.projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 s'"
                 " WHERE projection = %s",
@@ -122,7 +122,7 @@ async def test_stale_owner_cannot_commit_after_a_takeover(
             await old._commit(lease_old, page, page[-1].position, "running")
         position, owner, token = await _lease_row(database_url, name)
         assert (position, owner, token) == (0, "new", lease_new.token)
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             cur = await conn.execute(f'SELECT count(*) FROM "{name}_applied_v1"')
             assert await cur.fetchone() == (0,)
         # The new owner commits normally.
@@ -140,7 +140,7 @@ async def test_expired_lease_nobody_took_may_still_commit(
     name, pre = f"late_{uuid.uuid4().hex[:6]}", prefix()
     projection = ledger(name, batch_size=10)
     await register(store, projection)
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             "INSERT INTO ilji.projection_checkpoints (projection, version, partition, partitions)"
             " VALUES (%s, 1, 0, 1)",
@@ -155,7 +155,7 @@ async def test_expired_lease_nobody_took_may_still_commit(
         lease = await runner._acquire()
         assert lease is not None
         await runner._setup(lease)
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             await conn.execute(
                 "UPDATE ilji.projection_checkpoints SET lease_expires_at = clock_timestamp() - interval '1 s'"
                 " WHERE projection = %s",
@@ -172,7 +172,7 @@ async def test_concurrent_acquirers_exactly_one_wins(store: PostgresEventStore, 
     name = f"race_{uuid.uuid4().hex[:6]}"
     projection = ledger(name)
     await register(store, projection)
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             "INSERT INTO ilji.projection_checkpoints (projection, version, partition, partitions)"
             " VALUES (%s, 1, 0, 1)",
@@ -188,7 +188,7 @@ async def test_concurrent_acquirers_exactly_one_wins(store: PostgresEventStore, 
             leases = await asyncio.gather(*(r._acquire() for r in runners))
             winners = [lease for lease in leases if lease is not None]
             assert len(winners) == 1
-            async with store.pool.connection() as conn:
+            async with store.database.connection() as conn:
                 await conn.execute(
                     "UPDATE ilji.projection_checkpoints SET owner = NULL WHERE projection = %s", (name,)
                 )
@@ -220,7 +220,7 @@ async def test_poison_event_is_parked_others_flow_and_replay_applies_once(
         await _until(lambda: _replay_request_cleared(store, name), 10)
         assert len(await list_parked(store, name)) == 1
         # Fix, replay: applied exactly once, even when asked twice.
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             await conn.execute(f'INSERT INTO "{name}_fixed" VALUES (true)')
         bad_id = parked[0].event_id
         assert await replay_parked(store, name, [bad_id]) == 1
@@ -229,7 +229,7 @@ async def test_poison_event_is_parked_others_flow_and_replay_applies_once(
     assert await list_parked(store, name) == []
     (done,) = await list_parked(store, name, include_replayed=True)
     assert done.replayed_at is not None
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(f'SELECT count(*) FROM "{name}_applied_v1" WHERE event_id = %s', (bad_id,))
         assert await cur.fetchone() == (1,)
     summary = verify_ledger(database_url, name, prefix=pre)
@@ -237,7 +237,7 @@ async def test_poison_event_is_parked_others_flow_and_replay_applies_once(
 
 
 async def _replay_request_cleared(store: PostgresEventStore, name: str) -> bool:
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             "SELECT count(*) FROM ilji.parked_events"
             " WHERE projection = %s AND replay_requested_at IS NOT NULL",
@@ -279,7 +279,7 @@ async def test_stop_policy_fails_the_projection_until_resumed(
         assert "poison event" in (st.partitions[0].error or "")
         assert not await reached(store, name, after)
         # Fix and resume: the partition retries the event and goes on.
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             await conn.execute(f'INSERT INTO "{name}_fixed" VALUES (true)')
         await resume(store, name)
         await wait_for_position(store, name, after, timeout=10)
@@ -320,7 +320,7 @@ async def test_wait_for_position_timeout_and_unknown_projection(store: PostgresE
     with pytest.raises(ProjectionNotFound):
         await wait_for_position(store, name, 1, timeout=0.05)
     await register(store, ledger(name))
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             "INSERT INTO ilji.projection_checkpoints (projection, version, partition, partitions)"
             " VALUES (%s, 1, 0, 1)",
@@ -402,7 +402,7 @@ async def test_partitions_are_shared_between_workers(store: PostgresEventStore, 
     verify_ledger(database_url, name, prefix=pre)
     # A partition may have moved (rebalancing), but per stream the fencing tokens only grow:
     # never two owners of one stream's partition at once.
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             f'SELECT stream, token FROM "{name}_applied_v1" WHERE stream LIKE %s ORDER BY seq', (f"{pre}-%",)
         )

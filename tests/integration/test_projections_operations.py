@@ -301,7 +301,7 @@ async def test_only_the_serving_code_sets_what_the_projection_reads(
     of another version (newer, building; older, idle) registers the projection."""
     name = f"reg_{uuid.uuid4().hex[:6]}"
     await register(store, ledger(name, types=["A"]))
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             "INSERT INTO ilji.projection_versions (projection, version, partitions, code_version)"
             " VALUES (%s, 1, 1, 1)",

@@ -22,7 +22,7 @@ from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
 
 
 async def log_head(store: PostgresEventStore) -> int:
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute("SELECT max(position) FROM ilji.events")
         row = await cur.fetchone()
     assert row is not None
@@ -109,7 +109,7 @@ async def test_rebuild_under_appends_cuts_over_without_gaps_or_duplicates(
     assert worker.cutovers == 1
     assert final.rebuilding == []
     assert [p.state for p in final.retired] == ["retired"]
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             "SELECT version, status FROM ilji.projection_checkpoints WHERE projection = %s ORDER BY version",
             (name,),

@@ -109,7 +109,7 @@ async def test_the_app_role_runs_the_store_snapshots_subject_keys_and_a_projecti
         result = await store.append(stream, [NewEvent("Deposited", {"n": 3})], expected_version=2)
         assert [e.version for e in await store.read_stream(stream)] == [1, 2, 3]
 
-        snapshots = PostgresSnapshotStore(store.pool)
+        snapshots = PostgresSnapshotStore(store.database)
         events = await store.read_stream(stream)
         snap = Snapshot(stream, "Account", 1, 3, events[-1].id, {"balance": 5})
         await snapshots.save(snap)
@@ -117,7 +117,7 @@ async def test_the_app_role_runs_the_store_snapshots_subject_keys_and_a_projecti
         assert (await snapshots.latest(stream, "Account", 1, 3)) == snap
         assert await snapshots.delete(stream) == 1
 
-        keys = PostgresKeyStore(store.pool)
+        keys = PostgresKeyStore(store.database)
         subject = f"customer-{uuid.uuid4().hex[:8]}"
         key = await keys.key_for_writing(subject)
         assert (await keys.keys_for_reading([subject]))[subject].key_id == key.key_id

@@ -42,7 +42,7 @@ async def stores(request: pytest.FixtureRequest, database_url: str) -> AsyncIter
         return
     s = await PostgresEventStore.open(database_url, max_size=5, notify=False)
     try:
-        yield s, PostgresSnapshotStore(s.pool)
+        yield s, PostgresSnapshotStore(s.database)
     finally:
         await s.close()
 
@@ -189,7 +189,7 @@ def test_load_equals_a_full_replay_whatever_the_lifecycle_rules_did_on_postgres(
 ) -> None:
     async def check() -> None:
         async with await PostgresEventStore.open(database_url, max_size=2, notify=False) as s:
-            await check_history(s, PostgresSnapshotStore(s.pool), history, every=2)
+            await check_history(s, PostgresSnapshotStore(s.database), history, every=2)
 
     asyncio.run(check())
 
@@ -201,7 +201,7 @@ async def test_reading_a_truncated_stream_from_version_1_skips_its_hidden_prefix
         stream = f"prefix-{uuid.uuid4().hex}"
         await s.append(stream, [NewEvent("Happened", {"i": i}) for i in range(300)])
         await s.truncate_stream(stream, 299)
-        async with s.pool.connection() as conn:
+        async with s.database.connection() as conn:
             cur = await conn.execute(
                 b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql.load("read_stream_forward"),
                 {"stream": stream, "from_version": 1, "limit": 1},

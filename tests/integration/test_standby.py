@@ -160,7 +160,7 @@ async def test_a_worker_reads_the_log_from_the_standby_and_writes_on_the_primary
             await asyncio.sleep(0.05)
         # The runner's pages came from the standby's pool, its writes from the primary's.
         assert worker.store is not None and worker.store.reader is not worker.store
-        assert worker.store.reader.pool.get_stats().get("requests_num", 0) > 0
+        assert worker.store.reader.database.stats().get("requests_num", 0) > 0
     finally:
         await worker.stop()
         await task

@@ -48,7 +48,7 @@ async def fresh_store(pg_server: EmbeddedPostgres) -> AsyncIterator[PostgresEven
 async def filled(fresh_store: PostgresEventStore) -> PostgresEventStore:
     for i, name in enumerate(NAMES):
         if name.startswith("$"):
-            async with fresh_store.pool.connection() as conn:  # appends refuse $ names
+            async with fresh_store.database.connection() as conn:  # appends refuse $ names
                 await conn.execute(
                     "INSERT INTO ilji.events (position, id, stream, version, type, data, metadata)"
                     " VALUES (1, %s, %s, 1, 'T', '{}', '{}')",
@@ -111,19 +111,19 @@ def test_successor_is_the_first_string_after_every_extension() -> None:
 async def test_listing_pages_through_exactly_the_matching_streams(
     filled: PostgresEventStore, ordered: bool, prefix: str, category: str | None
 ) -> None:
-    catalog = Catalog(filled)
+    catalog = Catalog(filled.database)
     assert await walk_all(catalog, ordered, prefix=prefix, category=category) == expected(prefix, category)
 
 
 @pytest.mark.parametrize("ordered", [True, False], ids=["range", "walk"])
 async def test_ilji_own_streams_can_be_left_out(filled: PostgresEventStore, ordered: bool) -> None:
-    catalog = Catalog(filled)
+    catalog = Catalog(filled.database)
     names = await walk_all(catalog, ordered, include_system=False)
     assert names == [n for n in expected() if not n.startswith("$")]
 
 
 async def test_a_listed_stream_carries_its_version_and_newest_event(filled: PostgresEventStore) -> None:
-    page = await Catalog(filled).list_streams(prefix="order-10")
+    page = await Catalog(filled.database).list_streams(prefix="order-10")
     (summary,) = page.streams
     newest = (await filled.read_stream("order-10", None, 1, "backward"))[0]
     assert (summary.stream, summary.version) == ("order-10", newest.version)
@@ -133,7 +133,7 @@ async def test_a_listed_stream_carries_its_version_and_newest_event(filled: Post
 
 
 async def test_the_embedded_database_sorts_by_code_point(fresh_store: PostgresEventStore) -> None:
-    assert await Catalog(fresh_store).code_point_order() is True
+    assert await Catalog(fresh_store.database).code_point_order() is True
 
 
 @pytest.mark.parametrize(
@@ -158,7 +158,7 @@ async def test_the_walk_stops_at_its_budget_and_resumes(
     filled: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(catalog_module, "WALK_BUDGET", 3)
-    catalog = Catalog(filled)
+    catalog = Catalog(filled.database)
     first = await catalog.list_streams(prefix="order-", code_point_order=False)
     assert first.next is not None  # more names lie beyond the budget
     assert await walk_all(catalog, False, prefix="order-") == expected("order-")
@@ -179,13 +179,13 @@ async def test_bad_input_is_a_validation_error(
     fresh_store: PostgresEventStore, query: dict[str, object]
 ) -> None:
     with pytest.raises(ValidationError):
-        await Catalog(fresh_store).list_streams(**query)  # type: ignore[arg-type]
+        await Catalog(fresh_store.database).list_streams(**query)  # type: ignore[arg-type]
 
 
 async def test_stats_count_events_and_streams_and_bucket_recent_appends(
     fresh_store: PostgresEventStore,
 ) -> None:
-    catalog = Catalog(fresh_store)
+    catalog = Catalog(fresh_store.database)
     empty = await catalog.stats()
     assert (empty.events, empty.streams, empty.last_position, empty.last_recorded_at) == (0, 0, 0, None)
     assert len(empty.buckets) == 60 and sum(b.events for b in empty.buckets) == 0
@@ -207,7 +207,7 @@ async def test_counts_past_their_caps_say_they_are_estimates(
     monkeypatch.setattr(catalog_module, "EVENT_COUNT_CAP", 5)
     monkeypatch.setattr(catalog_module, "STREAM_COUNT_CAP", 2)
     monkeypatch.setattr(catalog_module, "APPEND_SCAN_CAP", 4)
-    stats = await Catalog(fresh_store).stats()
+    stats = await Catalog(fresh_store.database).stats()
     assert (stats.events_exact, stats.streams_exact) == (False, False)
     assert stats.events >= 5 and stats.streams >= 2
     assert sum(b.events for b in stats.buckets) == 4  # only the newest 4 were read
@@ -218,7 +218,7 @@ async def test_hidden_events_are_not_counted(fresh_store: PostgresEventStore) ->
     for i in range(3):
         await fresh_store.append(f"h-{i}", [NewEvent("T", {}) for _ in range(2)])
     await fresh_store.delete_stream("h-1")
-    stats = await Catalog(fresh_store).stats()
+    stats = await Catalog(fresh_store.database).stats()
     # h-0 and h-2 (4 events), and the delete's own records: one event in $lifecycle, one in $audit.
     assert (stats.events, stats.streams) == (6, 4)
     assert sum(b.events for b in stats.buckets) == 6
@@ -234,8 +234,8 @@ async def test_hidden_streams_within_the_cap_do_not_make_a_short_walk_look_exact
     for i in range(3):
         await fresh_store.delete_stream(f"w-{i}")
     monkeypatch.setattr(catalog_module, "STREAM_COUNT_CAP", 4)
-    stats = await Catalog(fresh_store).stats()
+    stats = await Catalog(fresh_store.database).stats()
     assert stats.streams_exact is False
     monkeypatch.setattr(catalog_module, "STREAM_COUNT_CAP", 100)
-    stats = await Catalog(fresh_store).stats()
+    stats = await Catalog(fresh_store.database).stats()
     assert (stats.streams, stats.streams_exact) == (5, True)  # w-3..w-5, $lifecycle, $audit

@@ -386,7 +386,7 @@ async def test_global_and_category_reads_use_an_ordered_index_scan(database_url:
     async with await PostgresEventStore.open(database_url) as store:
         for _ in range(5):
             await store.append(f"plan-{uuid.uuid4().hex[:8]}", events(50))
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             for name, params in [
                 ("read_all", {"after": 0, "limit": 10, "types": None}),
                 ("read_category", {"category": "plan", "after": 0, "limit": 10, "types": None}),

@@ -251,7 +251,7 @@ async def test_retention_by_age_in_the_memory_twin() -> None:
 async def test_retention_by_age_and_the_rows_stay_stored(store: PostgresEventStore) -> None:
     cat = category()
     stream = f"{cat}-1"
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         # An event recorded two hours ago (the append statement always stamps "now").
         await conn.execute(
             "INSERT INTO ilji.events (position, id, stream, version, type, data, metadata, recorded_at)"
@@ -265,7 +265,7 @@ async def test_retention_by_age_and_the_rows_stay_stored(store: PostgresEventSto
     await store.set_retention(cat, max_age_seconds=3 * 3600, max_count=5)
     assert await versions(store, stream) == [1, 2]
     await store.delete_stream(stream)
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM ilji.events WHERE stream = %s", (stream,))
         assert await cur.fetchone() == (2,)  # hidden, never removed
 
@@ -285,7 +285,7 @@ async def test_reads_without_rules_never_look_a_rule_up(pg_server: EmbeddedPostg
     url = new_database(pg_server)  # a database where no test made a rule
     async with await PostgresEventStore.open(url) as store:
         await store.append(f"{category()}-1", events(20))
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             cur = await conn.execute(
                 b"EXPLAIN (ANALYZE, FORMAT JSON) " + sql.load("read_all"),
                 {"after": 0, "limit": 10, "types": None},
@@ -395,7 +395,7 @@ async def test_admin_actions_and_hidden_events_are_no_backlog_for_a_projection(
     await register(store, Everything())
     stream = f"{category()}-1"
     await store.append(stream, events(2))
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         params = {"name": Everything.name, "version": 1, "partitions": 1, "code_version": 1}
         await conn.execute(projection_sql.load("declare_version"), params)
         await conn.execute(projection_sql.load("ensure_partitions"), params)
@@ -427,7 +427,7 @@ async def test_the_stream_listing_leaves_deleted_streams_out(
         await store.append(f"{cat}-{name}", events(2))
     await store.delete_stream(f"{cat}-b")
     await store.truncate_stream(f"{cat}-c", 2)
-    catalog = Catalog(store)
+    catalog = Catalog(store.database)
 
     async def listed() -> list[tuple[str, int]]:
         page = await catalog.list_streams(prefix=cat, limit=2, code_point_order=code_point_order)
@@ -480,7 +480,7 @@ async def test_repositories_read_through_the_rules(store: PostgresEventStore) ->
         registry,
         SnapshotPolicy(every=10, codec=DataclassStateCodec(Total, schema_version=1)),
     )
-    repo = Repository(store, kind, snapshots=PostgresSnapshotStore(store.pool), max_retries=1)
+    repo = Repository(store, kind, snapshots=PostgresSnapshotStore(store.database), max_retries=1)
     for _ in range(12):
         await repo.handle("a", Count(1))
     stream = repo.stream("a")
@@ -503,7 +503,7 @@ async def test_repositories_read_through_the_rules(store: PostgresEventStore) ->
 
 
 async def _rows(store: PostgresEventStore, stream: str) -> list[int]:
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             "SELECT version FROM ilji.events WHERE stream = %s ORDER BY version", (stream,)
         )

@@ -93,7 +93,7 @@ async def test_session_settings_hold_without_startup_options(database_url: str, 
         for _ in range(20):
             [event] = await store.read_stream(stream, 1, 1)
             assert event.recorded_at.tzinfo is UTC
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             async with conn.transaction():
                 await conn.execute(sql.load("read_planner"))
                 cur = await conn.execute(

@@ -22,11 +22,10 @@ from datetime import datetime
 from typing import Literal, ParamSpec, TypeVar
 
 from ilji.domain.errors import IljiError
-from ilji.domain.events import NewEvent
 from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
 from ilji.store import sql as store_sql
-from ilji.store.audit import Actor
+from ilji.store.audit import Actor, AdminResult
 from ilji.store.database import translate
 from ilji.store.postgres import Connection, PostgresEventStore
 
@@ -234,7 +233,7 @@ async def status(
     store: PostgresEventStore, name: str | None = None, *, all_versions: bool = False
 ) -> list[ProjectionStatus]:
     """Every projection (or one), with lag per partition. Raises `ProjectionNotFound` for a bad name."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(_STATUS, {"name": name, "all_versions": all_versions})
         rows = await cur.fetchall()
         result: dict[str, ProjectionStatus] = {}
@@ -322,7 +321,7 @@ async def status(
 
 @_ilji_errors
 async def _declared(store: PostgresEventStore, name: str) -> ProjectionStatus:
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(_PROJECTION_DECLARED, {"name": name})
         row = await cur.fetchone()
     if row is None:
@@ -333,7 +332,7 @@ async def _declared(store: PostgresEventStore, name: str) -> ProjectionStatus:
 
 @_ilji_errors
 async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(_PROJECTION_ROW, {"name": name})
         row = await cur.fetchone()
     if row is None:
@@ -345,11 +344,11 @@ async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | Non
 async def pause(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Pause a projection: its owners release their leases within a third of the lease TTL."""
 
-    async def body(conn: Connection) -> tuple[None, list[NewEvent], str]:
+    async def body(conn: Connection) -> AdminResult[None]:
         cur = await conn.execute(_PAUSE, {"name": name, "paused": True})
         if cur.rowcount != 1:
             raise ProjectionNotFound(name)
-        return None, [], "ok"
+        return AdminResult(None)
 
     await store.audited(actor or Actor.process(), "projection.pause", name, {}, body)
 
@@ -358,12 +357,12 @@ async def pause(store: PostgresEventStore, name: str, *, actor: Actor | None = N
 async def resume(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Resume a paused projection, and restart partitions the stop policy failed."""
 
-    async def body(conn: Connection) -> tuple[None, list[NewEvent], str]:
+    async def body(conn: Connection) -> AdminResult[None]:
         cur = await conn.execute(_PAUSE, {"name": name, "paused": False})
         if cur.rowcount != 1:
             raise ProjectionNotFound(name)
         await conn.execute(_RESUME_FAILED, {"name": name})
-        return None, [], "ok"
+        return AdminResult(None)
 
     await store.audited(actor or Actor.process(), "projection.resume", name, {}, body)
 
@@ -372,12 +371,12 @@ async def resume(store: PostgresEventStore, name: str, *, actor: Actor | None = 
 async def request_rebuild(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> int:
     """Ask workers to build the next version from position 0 and cut over; returns that version."""
 
-    async def body(conn: Connection) -> tuple[int, list[NewEvent], str]:
+    async def body(conn: Connection) -> AdminResult[int]:
         cur = await conn.execute(_REQUEST_REBUILD, {"name": name})
         row = await cur.fetchone()
         if row is None:
             raise ProjectionNotFound(name)
-        return int(row[0]), [], "ok"
+        return AdminResult(int(row[0]))
 
     version: int = await store.audited(actor or Actor.process(), "projection.rebuild", name, {}, body)
     return version
@@ -392,7 +391,7 @@ async def list_parked(
     limit: int = 1000,
 ) -> list[ParkedEvent]:
     """Parked events (oldest first), of one projection or all."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(
             _LIST_PARKED, {"name": name, "include_replayed": include_replayed, "limit": limit}
         )
@@ -415,12 +414,12 @@ async def replay_parked(
     """
     ids = list(event_ids) if event_ids is not None else None
 
-    async def body(conn: Connection) -> tuple[int, list[NewEvent], str]:
+    async def body(conn: Connection) -> AdminResult[int]:
         found = await conn.execute(_PROJECTION_ROW, {"name": name})
         if await found.fetchone() is None:
             raise ProjectionNotFound(name)
         cur = await conn.execute(_REQUEST_REPLAY, {"name": name, "event_ids": ids})
-        return cur.rowcount, [], "ok" if cur.rowcount else "unchanged"
+        return AdminResult(cur.rowcount, outcome="ok" if cur.rowcount else "unchanged")
 
     parameters = {"event_ids": [str(i) for i in ids] if ids is not None else None}
     count: int = await store.audited(
@@ -432,7 +431,7 @@ async def replay_parked(
 @_ilji_errors
 async def reached(store: PostgresEventStore, name: str, position: int) -> bool:
     """True when the projection's serving version has dealt with everything up to `position`."""
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         cur = await conn.execute(_REACHED, {"name": name, "position": position})
         row = await cur.fetchone()
     assert row is not None

@@ -41,7 +41,7 @@ async def cutover(
     Waits up to `wait` seconds (holding the serving version still) for the new version to
     reach the serving version's checkpoint; returns False, changing nothing, if it does not.
     """
-    async with store.pool.connection() as conn, conn.transaction():
+    async with store.database.connection() as conn, conn.transaction():
         # Never wait long for a lock: the serving version's owner commits every batch, and a
         # cutover can simply be tried again.
         await conn.execute("SET LOCAL lock_timeout = '2s'")

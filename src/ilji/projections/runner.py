@@ -241,7 +241,7 @@ class PartitionRunner:
             await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _acquire(self) -> _Lease | None:
-        async with self.store.pool.connection() as conn:
+        async with self.store.database.connection() as conn:
             cur = await conn.execute(
                 _ACQUIRE, {**self._params, "owner": self.worker_id, "ttl": self.lease_ttl}
             )
@@ -309,7 +309,7 @@ class PartitionRunner:
     async def _owner_changed(self, lease: _Lease) -> bool:
         """True if the row shows another owner or token; False if ours or unknown."""
         try:
-            async with self.store.pool.connection(timeout=2.0) as conn:
+            async with self.store.database.connection(timeout=2.0) as conn:
                 cur = await conn.execute(_CHECKPOINT_ROW, self._params)
                 row = await cur.fetchone()
         except Exception:
@@ -318,7 +318,7 @@ class PartitionRunner:
 
     async def _give_back(self, lease: _Lease, query: bytes, params: dict[str, Any]) -> None:
         try:
-            async with self.store.pool.connection() as conn:
+            async with self.store.database.connection() as conn:
                 await conn.execute(
                     query, {**self._params, **params, "owner": self.worker_id, "token": lease.token}
                 )
@@ -330,7 +330,7 @@ class PartitionRunner:
         while lease.lost is None:
             await asyncio.sleep(self.lease_ttl / 3)
             try:
-                async with self.store.pool.connection(timeout=self.lease_ttl / 3) as conn:
+                async with self.store.database.connection(timeout=self.lease_ttl / 3) as conn:
                     cur = await conn.execute(
                         _RENEW,
                         {
@@ -380,7 +380,7 @@ class PartitionRunner:
 
     async def _terminate_stale(self) -> None:
         try:
-            async with self.store.pool.connection() as conn:
+            async with self.store.database.connection() as conn:
                 cur = await conn.execute(
                     _TERMINATE_STALE, {"pattern": self._tag_prefix + "%", "tag": self._guard["tag"]}
                 )
@@ -395,7 +395,7 @@ class PartitionRunner:
 
     async def _setup(self, lease: _Lease) -> None:
         await self._terminate_stale()
-        async with self.store.pool.connection() as conn, conn.transaction():
+        async with self.store.database.connection() as conn, conn.transaction():
             await conn.execute(_GUARD, self._guard)
             await conn.execute(_SETUP_LOCK, {"name": self.projection.name})
             try:
@@ -500,7 +500,7 @@ class PartitionRunner:
         """Apply `events` and move the checkpoint to `last` in one transaction (fenced)."""
         first = lease.position
         try:
-            async with self.store.pool.connection() as conn, conn.transaction():
+            async with self.store.database.connection() as conn, conn.transaction():
                 await conn.execute(_GUARD, self._guard)
                 if events:
                     try:
@@ -546,7 +546,7 @@ class PartitionRunner:
 
     async def _resync(self, lease: _Lease, last: int) -> None:
         """After a rejected commit: still ours? (A commit whose outcome we never heard of.)"""
-        async with self.store.pool.connection() as conn:
+        async with self.store.database.connection() as conn:
             cur = await conn.execute(_CHECKPOINT_ROW, self._params)
             row = await cur.fetchone()
         if row and row[1] == self.worker_id and row[2] == lease.token:
@@ -580,7 +580,7 @@ class PartitionRunner:
         failed: tuple[RecordedEvent, BaseException] | None = None
         ctx = self._context(lease)
         try:
-            async with self.store.pool.connection() as conn, conn.transaction():
+            async with self.store.database.connection() as conn, conn.transaction():
                 await conn.execute(_GUARD, self._guard)
                 for event in page:
                     if (
@@ -636,7 +636,7 @@ class PartitionRunner:
             raise _Interrupted("failed")
         first = lease.position
         try:
-            async with self.store.pool.connection() as conn, conn.transaction():
+            async with self.store.database.connection() as conn, conn.transaction():
                 await conn.execute(_GUARD, self._guard)
                 await conn.execute(
                     _PARK,
@@ -665,7 +665,7 @@ class PartitionRunner:
 
     async def _fail(self, lease: _Lease, error: str) -> None:
         """Mark the partition failed and release it (fenced); it waits for `resume`."""
-        async with self.store.pool.connection() as conn:
+        async with self.store.database.connection() as conn:
             cur = await conn.execute(
                 _FAIL, {**self._params, "owner": self.worker_id, "token": lease.token, "error": error}
             )
@@ -683,7 +683,7 @@ class PartitionRunner:
     # -- replays of parked events -----------------------------------------------------------
 
     async def _replay(self, lease: _Lease) -> None:
-        async with self.store.pool.connection() as conn:
+        async with self.store.database.connection() as conn:
             cur = await conn.execute(_PENDING_REPLAYS, self._params)
             requests = await cur.fetchall()
         for event_id, position, _attempts in requests:
@@ -696,7 +696,7 @@ class PartitionRunner:
                 continue
             event = page[0]
             try:
-                async with self.store.pool.connection() as conn, conn.transaction():
+                async with self.store.database.connection() as conn, conn.transaction():
                     await conn.execute(_GUARD, self._guard)
                     try:
                         await self.projection.apply(conn, [event], self._context(lease))
@@ -715,6 +715,6 @@ class PartitionRunner:
             log.info("parked event replayed", extra=self._extra(event_id=str(event_id), position=position))
 
     async def _replay_failed(self, event_id: uuid.UUID, error: str) -> None:
-        async with self.store.pool.connection() as conn:
+        async with self.store.database.connection() as conn:
             await conn.execute(_REPLAY_FAILED, {**self._params, "event_id": event_id, "error": error})
         log.error("replay of a parked event failed", extra=self._extra(event_id=str(event_id), error=error))

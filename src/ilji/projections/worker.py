@@ -72,7 +72,7 @@ def default_worker_id() -> str:
 async def register(store: PostgresEventStore, projection: Projection) -> None:
     """Declare `projection` in the database (idempotent); its version becomes active if new."""
     validate_projection(projection)
-    async with store.pool.connection() as conn:
+    async with store.database.connection() as conn:
         await conn.execute(
             _REGISTER,
             {
@@ -205,7 +205,7 @@ class Worker:
             # Stop counting as a live worker first, so the others' shares grow as our
             # partitions are released below.
             try:
-                async with store.pool.connection(timeout=2.0) as conn:
+                async with store.database.connection(timeout=2.0) as conn:
                     await conn.execute(_LEAVE, {"worker": self.worker_id})
             except Exception as exc:  # our heartbeats just expire
                 log.warning(
@@ -249,7 +249,7 @@ class Worker:
     async def _control_once(self, store: PostgresEventStore, projection: Projection) -> None:
         await register(store, projection)
         name = projection.name
-        async with store.pool.connection() as conn:
+        async with store.database.connection() as conn:
             cur = await conn.execute(_PROJECTION_ROW, {"name": name})
             row = await cur.fetchone()
             assert row is not None

@@ -110,7 +110,7 @@ def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ..
     for name in names:
         module = importlib.import_module(f"examples.{name}.http")
         app.include_router(
-            module.router(store, PostgresSnapshotStore(store.pool)),
+            module.router(store, PostgresSnapshotStore(store.database)),
             dependencies=[Depends(require(Role.WRITE))],
         )
         domain = importlib.import_module(f"examples.{name}.domain")
@@ -268,7 +268,7 @@ def create_app(
     app.state.sse_slots = SseSlots(settings.max_sse_connections)
     app.state.views = views if views is not None else DomainViews()
     metrics = Metrics(
-        lambda: app.state.store.pool if app.state.store is not None else None,
+        lambda: app.state.store.database if app.state.store is not None else None,
         lambda: getattr(app.state.store, "group_commit", None),
     )
     app.state.metrics = metrics

@@ -313,8 +313,8 @@ CategoryFilter = Annotated[
 def _catalog(request: Request) -> Catalog:
     store = store_of(request).reader  # the console only reads: a hot standby when configured
     catalog: Catalog | None = getattr(request.app.state, "catalog", None)
-    if catalog is None or catalog.store is not store:
-        catalog = request.app.state.catalog = Catalog(store)
+    if catalog is None or catalog.database is not store.database:
+        catalog = request.app.state.catalog = Catalog(store.database)
     return catalog
 
 

@@ -21,10 +21,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import prometheus_client
-import psycopg
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -36,12 +34,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ilji
 from ilji.projections import admin
-from ilji.store.database import translate
+from ilji.store.database import Database, translate
 from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
@@ -60,7 +57,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # A client's request id is echoed into logs and headers: short and plain, or a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
+PoolGetter = Callable[[], Database | None]
 GroupGetter = Callable[[], GroupCommitter | None]
 
 # psycopg_pool statistics: levels are gauges, running totals are counters.
@@ -106,7 +103,7 @@ class _PoolCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """One gauge or counter per pool statistic (zeros before the store is open)."""
         pool = self._pool()
-        stats = pool.get_stats() if pool is not None else {}
+        stats = pool.stats() if pool is not None else {}
         for key, doc in _POOL_GAUGES.items():
             gauge = GaugeMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             gauge.add_metric([], float(stats.get(key, 0)))

@@ -575,7 +575,7 @@ def add_routes(app: FastAPI, auth: bool) -> None:
             raise StoreUnavailable("the server is shutting down")
         store = store_of(request)
         try:
-            async with store.pool.connection(timeout=2.0) as conn:
+            async with store.database.connection(timeout=2.0) as conn:
                 found = await schema_version(conn)
         except Exception as exc:
             raise translate(exc) from exc
