@@ -100,7 +100,8 @@ def translate(exc: BaseException) -> IljiError:
             return StoreUnavailable(f"the database cancelled the statement: {_primary(exc)}")
         if isinstance(exc, psycopg.OperationalError) or state.startswith(_UNAVAILABLE_PREFIXES):
             return StoreUnavailable(f"the database is unavailable: {_primary(exc)}")
-        if isinstance(exc, pg_errors.DataException):
+        # psycopg.DataError is all of SQLSTATE class 22; pg_errors.DataException is only 22000.
+        if isinstance(exc, psycopg.DataError):
             return ValidationError("data", _primary(exc))
         return IljiError(f"unexpected database error: {_primary(exc)}")
     if isinstance(exc, OSError):
