@@ -55,7 +55,7 @@ class LifecycleAdmin:
         async with self.database.connection() as conn:
             return await _lifecycle(conn, stream)
 
-    async def change_stream(
+    async def _change_stream(
         self,
         action: str,
         stream: str,
@@ -86,15 +86,15 @@ class LifecycleAdmin:
 
     async def delete_stream(self, stream: str, actor: Actor | None) -> StreamLifecycle:
         """See `PostgresEventStore.delete_stream`."""
-        return await self.change_stream("stream.delete", stream, {}, plan_delete, actor)
+        return await self._change_stream("stream.delete", stream, {}, plan_delete, actor)
 
     async def restore_stream(self, stream: str, actor: Actor | None) -> StreamLifecycle:
         """See `PostgresEventStore.restore_stream`."""
-        return await self.change_stream("stream.restore", stream, {}, plan_restore, actor)
+        return await self._change_stream("stream.restore", stream, {}, plan_restore, actor)
 
     async def truncate_stream(self, stream: str, before: int, actor: Actor | None) -> StreamLifecycle:
         """See `PostgresEventStore.truncate_stream`."""
-        return await self.change_stream(
+        return await self._change_stream(
             "stream.truncate", stream, {"before": before}, lambda s: plan_truncate(s, before), actor
         )
 
