@@ -364,7 +364,9 @@ class GroupCommitter:
         except asyncio.CancelledError as exc:  # the event loop is shutting down
             cancelled = exc
             outcomes = [StoreUnavailable("the store closed before the append finished") for _ in group]
-        except Exception as exc:  # an outage (translated by the seam): every caller of the group sees it
+        except Exception as exc:
+            # An outage (an Ilji error already: the seam translated it), or a bug: every caller
+            # of the group sees it, rather than waiting for ever.
             outcomes = [exc for _ in group]
         for waiting, outcome in zip(group, outcomes, strict=True):
             if waiting.future.done():

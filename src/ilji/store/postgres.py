@@ -74,8 +74,8 @@ class PostgresEventStore:
         )
         # A reader view on a standby listens where its primary does (a standby cannot LISTEN),
         # or nowhere; a primary LISTENs on its own URL unless a pooler is in the way.
-        if listen_conninfo is None and primary is None and not pooled:
-            listen_conninfo = database.conninfo
+        if not listen_conninfo:
+            listen_conninfo = database.conninfo if primary is None and not pooled else None
         self._reads = LogReader(
             database,
             pooled=pooled,
