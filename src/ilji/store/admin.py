@@ -28,7 +28,7 @@ from ilji.store.audit import (
     check_appendable_system_stream,
 )
 from ilji.store.database import Connection, Database
-from ilji.store.encoding import check_size, encode_object
+from ilji.store.encoding import encode_event
 from ilji.store.reads import current_version
 
 T = TypeVar("T")
@@ -97,9 +97,7 @@ class AdminTransactions:
         expected = validate_expected_version(expected_version)
         validate_events(events)
         for i, event in enumerate(events):
-            body = encode_object(event.data, f"events[{i}].data")
-            meta = encode_object(event.metadata, f"events[{i}].metadata")
-            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+            encode_event(event, i, self.max_event_size)  # checked here, encoded by append_system
         async with self.database.transaction() as conn:
             await conn.execute(SYSTEM_APPEND_LOCK)
             version = await current_version(conn, stream)

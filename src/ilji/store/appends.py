@@ -29,7 +29,7 @@ from ilji.domain.validation import (
 from ilji.store import sql
 from ilji.store.append_rules import StoredId, resolve_resent_call, resolve_reused_ids, version_conflict
 from ilji.store.database import Database
-from ilji.store.encoding import check_size, encode_object
+from ilji.store.encoding import encode_event
 from ilji.store.follow import Notifier
 from ilji.store.group_commit import GroupCommitter, Outcome, Part, Rejected, expected_code, write_parts
 from ilji.store.reads import current_version
@@ -153,9 +153,7 @@ class Appender:
         validate_events(events)
         part = Part(stream, expected, [], [], [], [])
         for i, event in enumerate(events):
-            body = encode_object(event.data, f"events[{i}].data")
-            meta = encode_object(event.metadata, f"events[{i}].metadata")
-            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+            body, meta = encode_event(event, i, self.max_event_size)
             part.ids.append(event.id)
             part.types.append(event.type)
             part.data.append(body)

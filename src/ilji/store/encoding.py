@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from ilji.domain.errors import ValidationError
+from ilji.domain.events import NewEvent
 
 DEFAULT_MAX_EVENT_SIZE = 1024 * 1024
 
@@ -51,6 +52,14 @@ def check_size(size: int, index: int, limit: int) -> None:
     """Refuse an event whose encoded data, metadata and type exceed `limit` bytes."""
     if size > limit:
         raise ValidationError(f"events[{index}]", f"is {size} bytes encoded, over the limit of {limit} bytes")
+
+
+def encode_event(event: NewEvent, index: int, limit: int) -> tuple[str, str]:
+    """The data and metadata of `events[index]` as JSON, refused over `limit` bytes in all."""
+    data = encode_object(event.data, f"events[{index}].data")
+    metadata = encode_object(event.metadata, f"events[{index}].metadata")
+    check_size(len(data) + len(metadata) + len(event.type), index, limit)
+    return data, metadata
 
 
 def decode(raw: str | bytes) -> Any:

@@ -41,7 +41,7 @@ from ilji.store.audit import (
     audit_event,
     check_appendable_system_stream,
 )
-from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, check_size, decode, encode_object
+from ilji.store.encoding import DEFAULT_MAX_EVENT_SIZE, decode, encode_event
 from ilji.store.lifecycle import (
     LifecyclePlan,
     Retention,
@@ -179,9 +179,7 @@ class MemoryEventStore:
     def _encode(self, events: Sequence[NewEvent]) -> list[tuple[Any, Any]]:
         bodies = []
         for i, event in enumerate(events):
-            body = encode_object(event.data, f"events[{i}].data")
-            meta = encode_object(event.metadata, f"events[{i}].metadata")
-            check_size(len(body) + len(meta) + len(event.type), i, self.max_event_size)
+            body, meta = encode_event(event, i, self.max_event_size)
             bodies.append((decode(body), decode(meta)))
         return bodies
 
