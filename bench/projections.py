@@ -128,7 +128,8 @@ def spawn_worker(url: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "ilji.projections.worker_main",
+            "ilji.cli",
+            "worker",
             "--database-url",
             url,
             "--projection",

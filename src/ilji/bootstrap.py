@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,8 +12,6 @@ from ilji.embedded import EmbeddedPostgres, start_embedded
 from ilji.settings import Settings
 from ilji.store.migrate import check_schema, migrate
 from ilji.store.postgres import PostgresEventStore
-
-log = logging.getLogger("ilji")
 
 #: What opening a runtime does about the schema. "migrate": apply pending migrations (only
 #: `ilji migrate`); "embedded": migrate the embedded default, whose only user is this machine,
@@ -32,12 +29,24 @@ class Runtime:
     embedded: EmbeddedPostgres | None
 
 
-async def database_url(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
-    """The configured URL, or the embedded server's (started here) when none is configured."""
+async def database_or_embedded(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    """The configured database's URL and None; when none is configured, the embedded
+    PostgreSQL is started (or joined) here and its URL and handle returned: stop it after."""
     if settings.database_url:
         return settings.database_url, None
     embedded = await asyncio.to_thread(start_embedded, settings.data_dir)
     return embedded.url, embedded
+
+
+@asynccontextmanager
+async def database_running(settings: Settings) -> AsyncIterator[tuple[str, EmbeddedPostgres | None]]:
+    """`database_or_embedded` for the block: an embedded server started here stops after it."""
+    url, embedded = await database_or_embedded(settings)
+    try:
+        yield url, embedded
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
 
 
 def migration_url(settings: Settings, url: str) -> str:
@@ -71,8 +80,7 @@ async def open_runtime(settings: Settings, *, schema: Schema = "embedded") -> As
     Only `ilji migrate` changes a configured database's schema; the embedded default is
     migrated by whoever opens it first, since that is the point of it.
     """
-    url, embedded = await database_url(settings)
-    try:
+    async with database_running(settings) as (url, embedded):
         await prepare_schema(settings, url, embedded is not None, schema)
         store = await PostgresEventStore.open(
             url,
@@ -92,9 +100,6 @@ async def open_runtime(settings: Settings, *, schema: Schema = "embedded") -> As
             yield Runtime(store=store, url=url, embedded=embedded)
         finally:
             await store.close()
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
 
 
 @asynccontextmanager

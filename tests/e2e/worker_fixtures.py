@@ -217,11 +217,12 @@ def spawn_worker(
     log: Path | None = None,
     pooled: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start `python -m ilji.projections.worker_main` as a real process (`pooled`: `url` is PgBouncer)."""
+    """Start `ilji worker` as a real process (`pooled`: `url` is PgBouncer)."""
     args = [
         sys.executable,
         "-m",
-        "ilji.projections.worker_main",
+        "ilji.cli",
+        "worker",
         "--database-url",
         url,
         "--projection",
@@ -234,9 +235,9 @@ def spawn_worker(
         str(poll_interval),
         "--log-format",
         "json",
-        *(["--pooled"] if pooled else []),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env["ILJI_DATABASE_POOLED"] = "true" if pooled else "false"
     out = log.open("ab") if log else subprocess.DEVNULL
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=out)
 

@@ -372,6 +372,13 @@ def worker_on(url: str, log: Path) -> Iterator[Any]:
         url, PROJECTION, f"w-{uuid.uuid4().hex[:6]}", lease_ttl=2.0, poll_interval=0.1, log=log
     )
     try:
+        # The scenarios are about a running worker riding out a fault, not one still starting
+        # when the fault hits (it would exit, as any process that cannot open its store).
+        def holds_its_lease() -> bool:
+            row = row_of(url, LEDGER)
+            return proc.poll() is not None or (row is not None and row[2] is not None)
+
+        wait_until(holds_its_lease, 30, "the worker holding its lease")
         yield proc
     finally:
         with contextlib.suppress(Exception):

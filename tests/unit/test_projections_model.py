@@ -12,12 +12,12 @@ import pytest
 
 import ilji.projections
 from ilji import RecordedEvent, ValidationError
+from ilji.cli.worker import load_projections
 from ilji.projections import Context, PartitionStatus, Projection, ProjectionStatus, partition_of
 from ilji.projections.admin import _partition_state
 from ilji.projections.failures import is_infrastructure_error
 from ilji.projections.projection import retry_delay, validate_projection
 from ilji.projections.runner import _Rate
-from ilji.projections.worker_main import load_projections, parse_args
 
 
 class Sample(Projection):
@@ -191,13 +191,6 @@ NOT_A_PROJECTION = 42
 
 def several() -> list[Projection]:
     return [Sample(), Sample()]
-
-
-def test_worker_command_line() -> None:
-    args = parse_args(["--database-url", "postgresql:///x", "--projection", "a:b", "--projection", "c:d"])
-    assert args.projection == ["a:b", "c:d"] and args.lease_ttl == 5.0
-    with pytest.raises(SystemExit):
-        parse_args(["--projection", "a:b"])
 
 
 def test_public_api_is_curated() -> None:

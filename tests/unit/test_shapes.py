@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
-from ilji.domain.shapes import to_json, utc_text
+from ilji.domain.events import RecordedEvent
+from ilji.domain.shapes import event_json, to_json, utc_text
 
 
 class Colour(enum.Enum):
@@ -49,4 +50,22 @@ def test_nested_dataclasses_enums_uuids_and_mappings_become_json_values() -> Non
         "ids": [str(ident)],
         "extra": {"n": 1},
         "missing": None,
+    }
+
+
+def test_a_recorded_event_becomes_the_api_object_with_its_time_in_utc() -> None:
+    ident = uuid.UUID(int=9)
+    seoul = timezone(timedelta(hours=9))
+    event = RecordedEvent(
+        ident, "order-1", 2, 77, "OrderPaid", '{"amount": 12}', {}, datetime(2026, 12, 7, 22, 0, tzinfo=seoul)
+    )
+    assert event_json(event) == {
+        "id": str(ident),
+        "stream": "order-1",
+        "version": 2,
+        "position": 77,
+        "type": "OrderPaid",
+        "data": {"amount": 12},
+        "metadata": {},
+        "recorded_at": "2026-12-07T13:00:00Z",
     }

@@ -14,10 +14,26 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ilji.domain.events import RecordedEvent
+
 
 def utc_text(value: datetime) -> str:
     """`2026-12-07T13:43:26.123456Z`: an aware time in UTC, the one format Ilji prints."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_json(event: RecordedEvent) -> dict[str, Any]:
+    """A recorded event as JSON: the object the HTTP API and `ilji read --json` show for it."""
+    return {
+        "id": str(event.id),
+        "stream": event.stream,
+        "version": event.version,
+        "position": event.position,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata,
+        "recorded_at": utc_text(event.recorded_at),
+    }
 
 
 def to_json(value: Any) -> Any:
