@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     # Imported where used (`_aead`): cryptography comes with the `personal` extra only.
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-log = logging.getLogger("ilji.app.personal")
+log = logging.getLogger(__name__)
 
 #: The only key of an encrypted field's JSON object.
 ENVELOPE_KEY = "$personal"
