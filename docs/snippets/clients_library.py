@@ -4,8 +4,7 @@ import asyncio
 import uuid
 
 import ilji
-from ilji import NO_STREAM, NewEvent, WrongExpectedVersion
-from ilji.settings import Settings
+from ilji import NO_STREAM, NewEvent, Settings, WrongExpectedVersion
 
 
 # --8<-- [start:program]

@@ -10,11 +10,9 @@ import uuid
 import httpx
 from tutorial_domain import AddBook, Book, LendBook, book_type
 
-from ilji.app import Repository
-from ilji.app.views import DomainView, DomainViews
-from ilji.bootstrap import open_runtime
+from ilji import Settings, load_settings, open_runtime
+from ilji.app import DomainView, DomainViews, Repository
 from ilji.server.app import create_app
-from ilji.settings import Settings, load_settings
 
 
 # --8<-- [start:views]

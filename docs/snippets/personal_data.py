@@ -5,19 +5,27 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from ilji import PostgresEventStore, RecordedEvent
+from ilji import (
+    ForgottenSubject,
+    PostgresEventStore,
+    PostgresKeyStore,
+    RecordedEvent,
+    Settings,
+    load_settings,
+    open_runtime,
+)
 from ilji.app import (
     AggregateType,
     Decider,
     EventRegistry,
     MemoryCheckpointStore,
+    Personal,
+    PersonalData,
     ProjectionRunner,
     Repository,
+    erased_fields,
+    is_envelope,
 )
-from ilji.app.personal import Personal, PersonalData, erased_fields, is_envelope
-from ilji.bootstrap import open_runtime
-from ilji.settings import Settings, load_settings
-from ilji.store.subject_keys import ForgottenSubject, PostgresKeyStore
 
 # --8<-- [start:events]
 events = EventRegistry()

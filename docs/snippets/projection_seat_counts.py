@@ -5,10 +5,8 @@ import uuid
 
 from psycopg import sql
 
-from ilji import NO_STREAM, NewEvent, PostgresEventStore, RecordedEvent
-from ilji.bootstrap import open_runtime
+from ilji import NO_STREAM, NewEvent, PostgresEventStore, RecordedEvent, Settings, load_settings, open_runtime
 from ilji.projections import Connection, Context, Projection, Worker, wait_for_position
-from ilji.settings import Settings, load_settings
 
 
 # --8<-- [start:projection]

@@ -5,8 +5,7 @@ import uuid
 
 from psycopg import sql
 
-from ilji import NO_STREAM, NewEvent, PostgresEventStore, RecordedEvent
-from ilji.bootstrap import open_runtime
+from ilji import NO_STREAM, NewEvent, PostgresEventStore, RecordedEvent, Settings, load_settings, open_runtime
 from ilji.projections import (
     Connection,
     Context,
@@ -16,7 +15,6 @@ from ilji.projections import (
     request_rebuild,
     wait_for_position,
 )
-from ilji.settings import Settings, load_settings
 
 # --8<-- [start:view]
 #: What each event does to the seats left: (the field with the number, its sign).

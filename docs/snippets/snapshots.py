@@ -4,10 +4,8 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from ilji import PostgresSnapshotStore, Settings, load_settings, open_runtime
 from ilji.app import AggregateType, DataclassStateCodec, Decider, EventRegistry, Repository, SnapshotPolicy
-from ilji.bootstrap import open_runtime
-from ilji.settings import Settings, load_settings
-from ilji.store.snapshots import PostgresSnapshotStore
 
 events = EventRegistry()
 

@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from ilji import NewEvent
-from ilji.bootstrap import open_runtime
-from ilji.settings import Settings, load_settings
-from ilji.store.audit import AUDIT_STREAM, Actor
-from ilji.store.postgres import PostgresEventStore
+from ilji import AUDIT_STREAM, Actor, NewEvent, PostgresEventStore, Settings, load_settings, open_runtime
 
 
 async def versions(store: PostgresEventStore, stream: str) -> list[int]:

@@ -14,10 +14,8 @@ from fastapi import FastAPI
 from tutorial_http import command_routes, query_routes
 from tutorial_projection import Shelf
 
-from ilji import PostgresEventStore
-from ilji.bootstrap import open_runtime
+from ilji import PostgresEventStore, Settings, load_settings, open_runtime
 from ilji.projections import Worker
-from ilji.settings import Settings, load_settings
 
 
 # --8<-- [start:app]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, replace
 
 from ilji.app import AggregateType, CommandRejected, Decider, EventRegistry
-from ilji.app.testing import given
+from ilji.testing import given
 
 # --8<-- [start:events]
 events = EventRegistry()

@@ -29,7 +29,7 @@ from psycopg import sql
 
 from ilji.domain.errors import ConfigurationError, EmbeddedPostgresError
 
-log = logging.getLogger("ilji.embedded")
+log = logging.getLogger(__name__)
 
 DATABASE = "ilji"
 DATA_DIR = "--data-dir (ILJI_DATA_DIR)"

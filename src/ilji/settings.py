@@ -17,6 +17,7 @@ import pydantic
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ilji import examples
 from ilji.domain.errors import ConfigurationError
 
 ENV_PREFIX = "ILJI_"
@@ -159,7 +160,7 @@ class Settings(BaseSettings):
     # NoDecode: the variable is a plain comma-separated list ("conference,ships"), not JSON.
     examples: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
-        description="example domains whose HTTP routes `ilji serve` mounts: conference, ships, orders",
+        description=f"example domains whose HTTP routes `ilji serve` mounts: {examples.choices()}",
     )
 
     # -- projection workers (`ilji worker`) -------------------------------------------------
@@ -181,9 +182,9 @@ class Settings(BaseSettings):
                 raise ValueError("is neither a comma-separated list nor a JSON list") from None
         if isinstance(value, str):
             value = [name.strip() for name in value.split(",") if name.strip()]
-        unknown = [name for name in value if name not in ("conference", "ships", "orders")]
-        if unknown:
-            raise ValueError(f"unknown example(s) {', '.join(unknown)}: choose conference, ships, orders")
+        wrong = examples.unknown(value)
+        if wrong:
+            raise ValueError(f"unknown example(s) {', '.join(wrong)}: choose {examples.choices()}")
         return tuple(value)
 
     @field_validator("allowed_hosts")

@@ -102,7 +102,7 @@ async def test_snapshots_on_postgres_are_used_ignored_and_deletable(pg: Postgres
 
 
 async def test_old_rows_are_upcast_on_read_and_never_rewritten(pg: PostgresEventStore) -> None:
-    from examples.conference.domain import CreateConference, repository
+    from ilji.examples.conference.domain import CreateConference, repository
 
     conferences = repository(pg)
     conference_id = new_id()

@@ -7,8 +7,11 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from examples.conference.demo import run_demo
-from examples.conference.domain import (
+
+from ilji import PostgresEventStore
+from ilji.app import ProjectionRunner, StreamCheckpointStore
+from ilji.examples.conference.demo import run_demo
+from ilji.examples.conference.domain import (
     CancelReservation,
     CreateConference,
     ReserveSeats,
@@ -17,10 +20,7 @@ from examples.conference.domain import (
     events,
     repository,
 )
-from examples.conference.readmodel import SeatAvailability
-
-from ilji import PostgresEventStore
-from ilji.app import ProjectionRunner, StreamCheckpointStore
+from ilji.examples.conference.readmodel import SeatAvailability
 from ilji.store.snapshots import PostgresSnapshotStore
 
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from examples.orders.demo import run_demo
-from examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
-from examples.orders.process import OrderCreditProcess, runner
 
 from ilji import PostgresEventStore
 from ilji.app import StreamCheckpointStore
+from ilji.examples.orders.demo import run_demo
+from ilji.examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
+from ilji.examples.orders.process import OrderCreditProcess, runner
 
 
 @pytest.fixture

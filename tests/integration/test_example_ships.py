@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from examples.ships.demo import run_demo
-from examples.ships.domain import repository
-from examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
 
 from ilji import PostgresEventStore
 from ilji.app import ProjectionRunner, StreamCheckpointStore
+from ilji.examples.ships.demo import run_demo
+from ilji.examples.ships.domain import repository
+from ilji.examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
 from ilji.store.snapshots import PostgresSnapshotStore
 
 

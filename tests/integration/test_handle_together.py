@@ -8,7 +8,10 @@ from decimal import Decimal
 from itertools import pairwise
 
 import pytest
-from examples.orders.domain import (
+
+from ilji import MemoryEventStore, PostgresEventStore
+from ilji.app import Step, handle_together
+from ilji.examples.orders.domain import (
     CustomerNotFound,
     PlaceOrder,
     RegisterCustomer,
@@ -17,10 +20,7 @@ from examples.orders.domain import (
     order_repository,
     place_order_reserving_credit,
 )
-from examples.orders.process import OrderCreditProcess
-
-from ilji import MemoryEventStore, PostgresEventStore
-from ilji.app import Step, handle_together
+from ilji.examples.orders.process import OrderCreditProcess
 
 Store = PostgresEventStore | MemoryEventStore
 

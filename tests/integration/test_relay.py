@@ -263,7 +263,7 @@ async def test_broker_down_waits_shows_lag_and_catches_up(
 async def test_the_conference_publishes_a_stable_seats_reserved_v1(
     store: PostgresEventStore, database_url: str, nats_server: NatsServer
 ) -> None:
-    from examples.conference.integration import integration
+    from ilji.examples.conference.integration import integration
 
     conference = f"conference-{uuid.uuid4().hex[:8]}"
     # Schema 1 (`seats`) written by older code, schema 2 (`quantity`) by today's.

@@ -28,9 +28,9 @@ from ilji.app import (
     UnknownEvent,
     aggregate_decider,
 )
-from ilji.app.testing import StepClock
 from ilji.domain.events import AppendResult, ExpectedVersion, RecordedEvent
 from ilji.store.snapshots import MemorySnapshotStore, Snapshot
+from ilji.testing import StepClock
 
 # -- a small model: a tally that never goes below zero ------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ilji.app.testing import DeciderSpecification, given
+from ilji.testing import DeciderSpecification, given
 from tests.unit.test_app_repository import Add, Added, Removed, Tally, WouldGoNegative, tally_decider
 
 spec = DeciderSpecification(tally_decider)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import httpx
-from examples.conference.demo import run_demo
-from examples.conference.domain import (
+from fastapi import FastAPI
+
+from ilji import MemoryEventStore, NewEvent
+from ilji.app import MemoryCheckpointStore, ProjectionRunner
+from ilji.examples.conference.demo import run_demo
+from ilji.examples.conference.domain import (
     CancelReservation,
     ConferenceAlreadyExists,
     ConferenceCreated,
@@ -20,13 +24,9 @@ from examples.conference.domain import (
     events,
     repository,
 )
-from examples.conference.http import router
-from examples.conference.readmodel import SeatAvailability
-from fastapi import FastAPI
-
-from ilji import MemoryEventStore, NewEvent
-from ilji.app import MemoryCheckpointStore, ProjectionRunner
-from ilji.app.testing import DeciderSpecification
+from ilji.examples.conference.http import router
+from ilji.examples.conference.readmodel import SeatAvailability
+from ilji.testing import DeciderSpecification
 
 spec = DeciderSpecification(decider)
 created = ConferenceCreated("PyCon", 3)

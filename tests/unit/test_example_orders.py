@@ -5,8 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import httpx
-from examples.orders.demo import run_demo
-from examples.orders.domain import (
+from fastapi import FastAPI
+
+from ilji import NO_STREAM, MemoryEventStore, NewEvent
+from ilji.app import CommandRejected, ProjectionRunner, StreamCheckpointStore
+from ilji.examples.orders.demo import run_demo
+from ilji.examples.orders.domain import (
     ApproveOrder,
     CreditLimitExceeded,
     CreditReserved,
@@ -26,13 +30,9 @@ from examples.orders.domain import (
     order_decider,
     order_repository,
 )
-from examples.orders.http import router
-from examples.orders.process import OrderCreditProcess, runner
-from fastapi import FastAPI
-
-from ilji import NO_STREAM, MemoryEventStore, NewEvent
-from ilji.app import CommandRejected, ProjectionRunner, StreamCheckpointStore
-from ilji.app.testing import DeciderSpecification
+from ilji.examples.orders.http import router
+from ilji.examples.orders.process import OrderCreditProcess, runner
+from ilji.testing import DeciderSpecification
 
 orders = DeciderSpecification(order_decider)
 customers = DeciderSpecification(customer_decider)

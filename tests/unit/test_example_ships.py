@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
-from examples.ships.demo import run_demo
-from examples.ships.domain import (
+from fastapi import FastAPI
+
+from ilji import MemoryEventStore
+from ilji.app import MemoryCheckpointStore, ProjectionRunner
+from ilji.examples.ships.demo import run_demo
+from ilji.examples.ships.domain import (
     ArrivalCorrected,
     CargoLoaded,
     CargoMove,
@@ -18,13 +22,9 @@ from examples.ships.domain import (
     ShipRuleBroken,
     decider,
 )
-from examples.ships.http import router
-from examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
-from fastapi import FastAPI
-
-from ilji import MemoryEventStore
-from ilji.app import MemoryCheckpointStore, ProjectionRunner
-from ilji.app.testing import DeciderSpecification
+from ilji.examples.ships.http import router
+from ilji.examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
+from ilji.testing import DeciderSpecification
 
 spec = DeciderSpecification(decider)
 

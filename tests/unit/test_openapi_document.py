@@ -8,7 +8,6 @@ operations. tests/e2e/test_openapi_statuses.py checks the statuses against a rea
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from ilji import examples
 from ilji.server.app import create_app
 from ilji.server.openapi import OPERATION_IDS, PUBLIC_OPERATIONS, is_generated_id
 from ilji.server.problems import PROBLEM_SCHEMA
@@ -63,8 +63,8 @@ def test_operation_ids_are_meaningful_and_unique(doc: dict[str, Any]) -> None:
 
 def test_the_example_domains_routes_get_meaningful_unique_ids() -> None:
     app = create_app(Settings())
-    for name in ("conference", "ships", "orders"):  # as `ilji serve --example NAME` mounts them
-        app.include_router(importlib.import_module(f"examples.{name}.http").router(None, None))
+    for name in examples.NAMES:  # as `ilji serve --example NAME` mounts them
+        app.include_router(examples.load(name, "http").router(None, None))
     ids = [op["operationId"] for _, _, op in operations(app.openapi())]
     assert [i for i in ids if is_generated_id(i)] == []
     assert len(ids) == len(set(ids)), sorted(ids)

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-import ilji
 from ilji import ANY, EXISTS, NO_STREAM, ValidationError
 from ilji.domain.events import NewEvent, category_of, new_event_id
 from ilji.domain.validation import (
@@ -106,38 +105,3 @@ def test_new_event_ids_are_time_ordered_uuid7() -> None:
     assert len(set(ids)) == 50
     millis = [i.int >> 80 for i in ids]
     assert millis == sorted(millis)
-
-
-def test_public_api_is_curated() -> None:
-    assert sorted(ilji.__all__) == sorted(
-        [
-            "ANY",
-            "EXISTS",
-            "NO_STREAM",
-            "AppendOnlyViolation",
-            "AppendPart",
-            "AppendResult",
-            "ConflictError",
-            "DuplicateEventId",
-            "EventStore",
-            "ExpectedVersion",
-            "IljiError",
-            "MemoryEventStore",
-            "MultiStreamStore",
-            "NewEvent",
-            "PositionLimitReached",
-            "PostgresEventStore",
-            "RecordedEvent",
-            "SchemaError",
-            "StoreUnavailable",
-            "StreamDeleted",
-            "StreamNotFound",
-            "StreamState",
-            "ValidationError",
-            "WrongExpectedVersion",
-            "__version__",
-            "connect",
-        ]
-    )
-    for name in ilji.__all__:
-        assert getattr(ilji, name) is not None

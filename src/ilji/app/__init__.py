@@ -10,13 +10,24 @@ The pieces, each in its own module:
 - `aggregate`: the aggregate-class style on the same machinery;
 - `context`: command metadata (correlation, causation, user, time);
 - `processing`: the `Projection` interface and a simple in-process runner;
-- `testing`: given / when / then for deciders.
+- `personal`: personal data encrypted per subject, forgotten by deleting its key;
+- `time_travel`: a stream shown as the state after each of its events (the console's view).
+
+Given / when / then for deciders and the in-memory twins are in `ilji.testing`.
 """
 
-from ilji.app.aggregate import AggregateRoot, aggregate_decider
+from ilji.app.aggregate import AggregateCommand, AggregateRoot, aggregate_decider
 from ilji.app.context import Clock, CommandContext, system_clock
 from ilji.app.errors import EventFromNewerSchema, EventSchemaError, RegistryError, UnknownEventType
 from ilji.app.model import AggregateType, DataclassStateCodec, SnapshotPolicy, StateCodec
+from ilji.app.personal import (
+    Personal,
+    PersonalData,
+    PersonalDataError,
+    PersonalDataStore,
+    erased_fields,
+    is_envelope,
+)
 from ilji.app.processing import (
     CheckpointStore,
     MemoryCheckpointStore,
@@ -28,9 +39,11 @@ from ilji.app.processing import (
 )
 from ilji.app.registry import EventRegistry, UnknownEvent
 from ilji.app.repository import CommandResult, HistoryEntry, Loaded, Repository, Step, handle_together
+from ilji.app.time_travel import DomainView, DomainViews, StateChange, StateHistory, StateStep
 from ilji.domain.decider import CommandRejected, Decider
 
 __all__ = [
+    "AggregateCommand",
     "AggregateRoot",
     "AggregateType",
     "CheckpointStore",
@@ -40,25 +53,36 @@ __all__ = [
     "CommandResult",
     "DataclassStateCodec",
     "Decider",
+    "DomainView",
+    "DomainViews",
     "EventFromNewerSchema",
     "EventRegistry",
     "EventSchemaError",
     "HistoryEntry",
     "Loaded",
     "MemoryCheckpointStore",
+    "Personal",
+    "PersonalData",
+    "PersonalDataError",
+    "PersonalDataStore",
     "Projection",
     "ProjectionRunner",
     "RegistryError",
     "Repository",
     "SilentDuringReplay",
     "SnapshotPolicy",
+    "StateChange",
     "StateCodec",
+    "StateHistory",
+    "StateStep",
     "Step",
     "StreamCheckpointStore",
     "UnknownEvent",
     "UnknownEventType",
     "aggregate_decider",
+    "erased_fields",
     "handle_together",
+    "is_envelope",
     "is_replaying",
     "system_clock",
 ]

@@ -53,10 +53,7 @@ import typing
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any
 
 from ilji.app.errors import RegistryError
 from ilji.app.keycache import ForgetFence, KeyCache
@@ -66,7 +63,11 @@ from ilji.domain.events import ANY, AppendResult, ExpectedVersion, NewEvent, Rec
 from ilji.store.port import Direction, EventStore
 from ilji.store.subject_keys import ForgottenSubject, KeyStore, SubjectForgotten, SubjectKey
 
-log = logging.getLogger("ilji.app.personal")
+if TYPE_CHECKING:
+    # Imported where used (`_aead`): cryptography comes with the `personal` extra only.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+log = logging.getLogger(__name__)
 
 #: The only key of an encrypted field's JSON object.
 ENVELOPE_KEY = "$personal"
@@ -149,6 +150,22 @@ def is_envelope(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(ENVELOPE_KEY), dict)
 
 
+def _aead() -> tuple[type[AESGCM], type[Exception]]:
+    """AES-GCM and the error it raises on a value that does not authenticate.
+
+    Imported here, not at the top: `ilji.app` re-exports this module's names, and a plain
+    `pip install ilji` (without the `personal` extra) must still import `ilji.app`.
+    """
+    try:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        raise PersonalDataError(
+            "encrypting personal data needs the personal extra: pip install 'ilji[personal]'"
+        ) from None
+    return AESGCM, InvalidTag
+
+
 def _aad(event_type: str, field: str, subject: str) -> bytes:
     # JSON of a list: unambiguous, where joining with a separator would let "a|b" + "c" equal
     # "a" + "b|c" and so let an envelope move between fields.
@@ -159,7 +176,7 @@ def seal(key: SubjectKey, event_type: str, field: str, value: Any) -> dict[str, 
     """The envelope that stores JSON `value` of `field` in events of `event_type`, under `key`."""
     nonce = os.urandom(_NONCE_BYTES)
     plaintext = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    ciphertext = AESGCM(key.key).encrypt(nonce, plaintext, _aad(event_type, field, key.subject))
+    ciphertext = _aead()[0](key.key).encrypt(nonce, plaintext, _aad(event_type, field, key.subject))
     return {
         ENVELOPE_KEY: {
             "v": ENVELOPE_VERSION,
@@ -181,6 +198,7 @@ def envelope_subject(envelope: Mapping[str, Any]) -> str:
 
 def unseal(key: SubjectKey, event_type: str, field: str, envelope: Mapping[str, Any]) -> Any:
     """The JSON value in `envelope`; raises `PersonalDataError` unless `key` and the context match."""
+    aesgcm, invalid_tag = _aead()
     body = envelope[ENVELOPE_KEY]
     try:
         if body.get("v") != ENVELOPE_VERSION:
@@ -189,8 +207,8 @@ def unseal(key: SubjectKey, event_type: str, field: str, envelope: Mapping[str, 
             raise PersonalDataError(f"{event_type}.{field}: encrypted under another key")
         nonce = base64.b64decode(body["nonce"], validate=True)
         ciphertext = base64.b64decode(body["ciphertext"], validate=True)
-        plaintext = AESGCM(key.key).decrypt(nonce, ciphertext, _aad(event_type, field, key.subject))
-    except InvalidTag:
+        plaintext = aesgcm(key.key).decrypt(nonce, ciphertext, _aad(event_type, field, key.subject))
+    except invalid_tag:
         # Wrong key, or an envelope moved to another field, type or subject, or altered bytes.
         raise PersonalDataError(f"{event_type}.{field}: the encrypted value does not authenticate") from None
     except (KeyError, ValueError, TypeError, binascii.Error) as exc:

@@ -31,7 +31,7 @@ from ilji.domain.events import AppendResult, RecordedEvent
 from ilji.store.port import EventStore, MultiStreamStore
 from ilji.store.snapshots import Snapshot, SnapshotStore
 
-log = logging.getLogger("ilji.app")
+log = logging.getLogger(__name__)
 
 C = TypeVar("C")
 E = TypeVar("E")
@@ -367,11 +367,6 @@ class Repository(Generic[C, E, S]):
             else:
                 hi = mid - 1
         return lo
-
-
-def events_of(entries: Sequence[HistoryEntry[E, S]]) -> list[E | UnknownEvent]:
-    """The typed events of a history, in order."""
-    return [entry.event for entry in entries]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ A decider is three functions and nothing else:
   events to record, an empty list when there is nothing to do (an idempotent repeat), or raises
   `CommandRejected` when a business rule says no.
 
-None of them does I/O, so a decider is tested with plain values (see `ilji.app.testing`) and
+None of them does I/O, so a decider is tested with plain values (see `ilji.testing`) and
 the same decider runs against PostgreSQL, the in-memory store, or no store at all.
 """
 

@@ -31,7 +31,7 @@ from nats.js.api import StorageType, StreamConfig
 from ilji.relay.errors import BrokerUnavailable, PublishRejected, RelayError
 from ilji.relay.mapping import OutgoingMessage
 
-log = logging.getLogger("ilji.relay")
+log = logging.getLogger(__name__)
 
 # Refusals of the message itself; everything else nats-py raises means the broker is not there.
 _REJECTIONS = (

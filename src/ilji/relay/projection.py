@@ -40,7 +40,7 @@ from ilji.relay.errors import BrokerUnavailable
 from ilji.relay.mapping import IntegrationEvents, OutgoingMessage
 from ilji.relay.metrics import RelayMetrics
 
-log = logging.getLogger("ilji.relay")
+log = logging.getLogger(__name__)
 
 
 class RelayProjection(Projection):

@@ -26,7 +26,7 @@ from ilji.relay.metrics import RelayMetrics, serve_http
 from ilji.relay.projection import relay_projection
 from ilji.store.postgres import PostgresEventStore
 
-log = logging.getLogger("ilji.relay")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
-from examples.orders.process import runner
+from ilji import SnapshotStore, SystemStreamStore
 from ilji.app import CommandContext, CommandRejected, StreamCheckpointStore
-from ilji.store.port import SystemStreamStore
-from ilji.store.snapshots import SnapshotStore
+from ilji.examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
+from ilji.examples.orders.process import runner
 
 
 class CustomerBody(BaseModel):

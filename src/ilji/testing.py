@@ -1,13 +1,13 @@
-"""Test helpers shipped with Ilji: given / when / then for deciders.
+"""Test helpers shipped with Ilji: given / when / then for deciders, and the in-memory twins.
 
     spec = DeciderSpecification(conference_decider)
     spec.given([ConferenceCreated("PyCon", 10)]).when(ReserveSeats("r1", 2)).then([SeatsReserved("r1", 2)])
     spec.given([]).when(ReserveSeats("r1", 2)).then_raises(ConferenceNotFound)
 
 `given(decider, events)` is the same in one call. The specification runs the decider in memory
-(no store, no I/O). For whole application flows use `ilji.MemoryEventStore`, the in-memory
-twin of the PostgreSQL store, with `ilji.store.snapshots.MemorySnapshotStore` and
-`ilji.app.processing.MemoryCheckpointStore`.
+(no store, no I/O). For whole application flows the in-memory twins of the PostgreSQL stores
+are here too: `MemoryEventStore`, `MemorySnapshotStore`, `MemoryKeyStore` and
+`MemoryCheckpointStore`; `StepClock` gives commands a predictable time.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from ilji.app.processing import MemoryCheckpointStore
 from ilji.domain.decider import Decider
+from ilji.store.memory import MemoryEventStore
+from ilji.store.snapshots import MemorySnapshotStore
+from ilji.store.subject_keys import MemoryKeyStore
 
 C = TypeVar("C")
 E = TypeVar("E")
@@ -123,3 +127,16 @@ class StepClock:
         current = self.now
         self.now += self.step
         return current
+
+
+__all__ = [
+    "DeciderSpecification",
+    "Given",
+    "MemoryCheckpointStore",
+    "MemoryEventStore",
+    "MemoryKeyStore",
+    "MemorySnapshotStore",
+    "StepClock",
+    "When",
+    "given",
+]

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
+from ilji import EventStore, SnapshotStore
 from ilji.app import (
     AggregateType,
+    CommandRejected,
     DataclassStateCodec,
+    Decider,
+    DomainView,
     EventRegistry,
     Repository,
     SnapshotPolicy,
     Step,
     handle_together,
 )
-from ilji.app.views import DomainView
-from ilji.domain.decider import CommandRejected, Decider
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
 
 events = EventRegistry()
 

@@ -11,16 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from examples.conference.domain import (
+from ilji import EventStore, SnapshotStore, WrongExpectedVersion
+from ilji.app import CommandContext, CommandRejected
+from ilji.examples.conference.domain import (
     CancelReservation,
     CreateConference,
     ReserveSeats,
     repository,
 )
-from ilji.app import CommandContext, CommandRejected
-from ilji.domain.errors import WrongExpectedVersion
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
 
 
 class CreateBody(BaseModel):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from examples.conference.domain import ConferenceCreated, ReservationCancelled, SeatsReserved, events
-from ilji.domain.events import RecordedEvent
+from ilji import RecordedEvent
+from ilji.examples.conference.domain import ConferenceCreated, ReservationCancelled, SeatsReserved, events
 
 
 @dataclass(slots=True)

@@ -12,11 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ilji.app import AggregateType, DataclassStateCodec, EventRegistry, Repository, SnapshotPolicy
-from ilji.app.views import DomainView
-from ilji.domain.decider import CommandRejected, Decider
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
+from ilji import EventStore, SnapshotStore
+from ilji.app import (
+    AggregateType,
+    CommandRejected,
+    DataclassStateCodec,
+    Decider,
+    DomainView,
+    EventRegistry,
+    Repository,
+    SnapshotPolicy,
+)
 
 events = EventRegistry()
 

@@ -15,11 +15,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from examples.ships.domain import PORTS, ArrivalCorrected, Ship, ShipArrived, decider, events, repository
+from ilji import EventStore, RecordedEvent, SnapshotStore
 from ilji.app import CommandContext, SilentDuringReplay, UnknownEvent
-from ilji.domain.events import RecordedEvent
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
+from ilji.examples.ships.domain import PORTS, ArrivalCorrected, Ship, ShipArrived, decider, events, repository
 
 
 class ExchangeRates(Protocol):

@@ -6,16 +6,16 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
-from examples.conference.domain import (
+from ilji import EventStore
+from ilji.app import CommandContext, MemoryCheckpointStore, ProjectionRunner
+from ilji.examples.conference.domain import (
     CancelReservation,
     CreateConference,
     ReserveSeats,
     SeatsUnavailable,
     repository,
 )
-from examples.conference.readmodel import SeatAvailability
-from ilji.app import CommandContext, MemoryCheckpointStore, ProjectionRunner
-from ilji.store.port import EventStore
+from ilji.examples.conference.readmodel import SeatAvailability
 
 
 async def run_demo(store: EventStore, print_fn: Callable[[str], None] = print) -> None:

@@ -20,20 +20,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from ilji import EventStore, SnapshotStore
 from ilji.app import (
+    AggregateCommand,
     AggregateRoot,
     AggregateType,
+    CommandRejected,
     DataclassStateCodec,
+    DomainView,
     EventRegistry,
     Repository,
     SnapshotPolicy,
     aggregate_decider,
 )
-from ilji.app.aggregate import AggregateCommand
-from ilji.app.views import DomainView
-from ilji.domain.decider import CommandRejected
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
 
 #: The ports this example knows: code → (name, country).
 PORTS: dict[str, tuple[str, str]] = {

@@ -1,4 +1,4 @@
-"""Domain views: a stream of a known aggregate type, shown as the state after each of its events.
+"""Time travel: a stream of a known aggregate type, shown as the state after each of its events.
 
 Event sourcing keeps every fact, so the state at any version is a fold away: the console's
 time travel lists, for a page of a stream's versions, the event, the state right after it and
@@ -42,7 +42,7 @@ ChangeKind = Literal["added", "removed", "changed"]
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class StateChange:
     """One difference between two JSON values: where (`path`), what kind, and both sides."""
 
     path: tuple[str | int, ...]
@@ -51,35 +51,35 @@ class Change:
     after: Any = None
 
 
-def diff(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> list[Change]:
+def diff(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> list[StateChange]:
     """The changes from JSON value `before` to `after`, as deep as objects and arrays go.
 
     Object members and array items are compared one by one (an array that grows shows its new
     items as added); anything else that differs is changed as a whole.
     """
     if isinstance(before, Mapping) and isinstance(after, Mapping):
-        changes: list[Change] = []
+        changes: list[StateChange] = []
         for key in before:
             if key not in after:
-                changes.append(Change((*path, key), "removed", before=before[key]))
+                changes.append(StateChange((*path, key), "removed", before=before[key]))
             else:
                 changes += diff(before[key], after[key], (*path, key))
         for key in after:
             if key not in before:
-                changes.append(Change((*path, key), "added", after=after[key]))
+                changes.append(StateChange((*path, key), "added", after=after[key]))
         return changes
     if isinstance(before, list) and isinstance(after, list):
         changes = []
         for i, (old, new) in enumerate(zip(before, after, strict=False)):
             changes += diff(old, new, (*path, i))
         for i in range(len(after), len(before)):
-            changes.append(Change((*path, i), "removed", before=before[i]))
+            changes.append(StateChange((*path, i), "removed", before=before[i]))
         for i in range(len(before), len(after)):
-            changes.append(Change((*path, i), "added", after=after[i]))
+            changes.append(StateChange((*path, i), "added", after=after[i]))
         return changes
     if type(before) is type(after) and before == after:
         return []
-    return [Change(path, "changed", before=before, after=after)]
+    return [StateChange(path, "changed", before=before, after=after)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ class StateStep:
 
     event: RecordedEvent
     state: dict[str, Any]
-    changes: list[Change]
+    changes: list[StateChange]
     error: str | None = None
 
 

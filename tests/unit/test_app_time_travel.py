@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from examples.conference.domain import CancelReservation, CreateConference, ReserveSeats, repository
-from examples.conference.domain import views as conference_views
-from examples.orders.domain import views as order_views
-from examples.ships.domain import repository as ship_repository
-from examples.ships.domain import views as ship_views
 
 from ilji import MemoryEventStore, NewEvent, ValidationError
 from ilji.app import RegistryError
-from ilji.app.views import Change, DomainViews, diff, state_history
+from ilji.app.time_travel import DomainViews, StateChange, diff, state_history
+from ilji.examples.conference.domain import CancelReservation, CreateConference, ReserveSeats, repository
+from ilji.examples.conference.domain import views as conference_views
+from ilji.examples.orders.domain import views as order_views
+from ilji.examples.ships.domain import repository as ship_repository
+from ilji.examples.ships.domain import views as ship_views
 
 (conference,) = conference_views
 
@@ -22,14 +22,14 @@ def test_diff_names_each_added_removed_and_changed_member() -> None:
     before = {"a": 1, "b": {"x": [1, 2]}, "gone": True, "same": "s"}
     after = {"a": 2, "b": {"x": [1, 3, 4]}, "new": None, "same": "s"}
     assert diff(before, after) == [
-        Change(("a",), "changed", 1, 2),
-        Change(("b", "x", 1), "changed", 2, 3),
-        Change(("b", "x", 2), "added", after=4),
-        Change(("gone",), "removed", before=True),
-        Change(("new",), "added", after=None),
+        StateChange(("a",), "changed", 1, 2),
+        StateChange(("b", "x", 1), "changed", 2, 3),
+        StateChange(("b", "x", 2), "added", after=4),
+        StateChange(("gone",), "removed", before=True),
+        StateChange(("new",), "added", after=None),
     ]
-    assert diff({"n": 1}, {"n": 1.0}) == [Change(("n",), "changed", 1, 1.0)]  # not the same JSON
-    assert diff([1, 2], [1]) == [Change((1,), "removed", before=2)]
+    assert diff({"n": 1}, {"n": 1.0}) == [StateChange(("n",), "changed", 1, 1.0)]  # not the same JSON
+    assert diff([1, 2], [1]) == [StateChange((1,), "removed", before=2)]
     assert diff({"k": 1}, {"k": 1}) == []
 
 
@@ -68,8 +68,8 @@ async def test_state_history_shows_each_version_and_what_it_changed() -> None:
     assert created.state["available"] == 3 and created.event.type == "ConferenceCreated"
     assert reserved.state["reservations"] == {"r1": 2}
     assert {c.path for c in reserved.changes} == {("reserved",), ("available",), ("reservations", "r1")}
-    assert Change(("reservations", "r1"), "removed", before=2) in cancelled.changes
-    assert Change(("cancelled", 0), "added", after="r1") in cancelled.changes
+    assert StateChange(("reservations", "r1"), "removed", before=2) in cancelled.changes
+    assert StateChange(("cancelled", 0), "added", after="r1") in cancelled.changes
     assert unknown.changes == [] and unknown.error is None and unknown.state == cancelled.state
 
     page = await state_history(store, conference, "conference-pycon", from_version=2, limit=1)

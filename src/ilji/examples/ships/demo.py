@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from examples.ships.domain import PORTS
-from examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
+from ilji import EventStore
 from ilji.app import CommandContext, MemoryCheckpointStore, ProjectionRunner
-from ilji.store.port import EventStore
+from ilji.examples.ships.domain import PORTS
+from ilji.examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
 
 
 def _day(d: int) -> datetime:

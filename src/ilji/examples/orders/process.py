@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from examples.orders.domain import (
+from ilji import EventStore, RecordedEvent
+from ilji.app import CheckpointStore, CommandContext, EventSchemaError, ProjectionRunner
+from ilji.examples.orders.domain import (
     ApproveOrder,
     CreditLimitExceeded,
     CreditReserved,
@@ -22,12 +24,8 @@ from examples.orders.domain import (
     events,
     order_repository,
 )
-from ilji.app import CheckpointStore, CommandContext, ProjectionRunner
-from ilji.app.errors import EventSchemaError
-from ilji.domain.events import RecordedEvent
-from ilji.store.port import EventStore
 
-log = logging.getLogger("examples.orders.process")
+log = logging.getLogger(__name__)
 
 
 class OrderCreditProcess:

@@ -1,6 +1,6 @@
 """The conference's public events: what other services may rely on, published by `ilji relay`.
 
-    ilji relay run --mapping examples.conference.integration:integration --nats-url nats://...
+    ilji relay run --mapping ilji.examples.conference.integration:integration --nats-url nats://...
 
 Internally `SeatsReserved` already changed once (schema 1 counted `seats`, schema 2 counts
 `quantity`, see `domain.py`). Its public form, `SeatsReserved.v1`, did not: the mapping decodes
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from examples.conference.domain import ReservationCancelled, SeatsReserved, events
-from ilji.domain.events import RecordedEvent
+from ilji import RecordedEvent
+from ilji.examples.conference.domain import ReservationCancelled, SeatsReserved, events
 from ilji.relay import IntegrationEvents, MappingError
 
 integration = IntegrationEvents("conference_relay", subject_prefix="ilji", categories=["conference"])

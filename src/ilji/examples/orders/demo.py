@@ -6,16 +6,16 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
-from examples.orders.domain import (
+from ilji import SystemStreamStore
+from ilji.app import CommandContext, StreamCheckpointStore
+from ilji.examples.orders.domain import (
     PlaceOrder,
     RegisterCustomer,
     customer_repository,
     events,
     order_repository,
 )
-from examples.orders.process import OrderCreditProcess, runner
-from ilji.app import CommandContext, StreamCheckpointStore
-from ilji.store.port import SystemStreamStore
+from ilji.examples.orders.process import OrderCreditProcess, runner
 
 
 async def run_demo(store: SystemStreamStore, print_fn: Callable[[str], None] = print) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
-from examples.ships.domain import PORTS, Ship
-from examples.ships.services import ExchangeRates, FakeExchangeRates, ShippingService
+from ilji import EventStore, SnapshotStore
 from ilji.app import CommandContext, CommandRejected
-from ilji.store.port import EventStore
-from ilji.store.snapshots import SnapshotStore
+from ilji.examples.ships.domain import PORTS, Ship
+from ilji.examples.ships.services import ExchangeRates, FakeExchangeRates, ShippingService
 
 
 class RegisterBody(BaseModel):
