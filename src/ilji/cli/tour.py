@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import sys
 import uuid
@@ -12,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from ilji import examples
 from ilji.bootstrap import Runtime
 from ilji.cli._common import EXIT_ERROR, EXIT_INVALID, DatabaseUrl, DataDir, fail, on_store, out, settings_of
 from ilji.cli._output import events_table
@@ -19,7 +19,6 @@ from ilji.domain.errors import WrongExpectedVersion
 from ilji.domain.events import NO_STREAM, NewEvent
 
 #: The example domains `ilji demo` walks through.
-DEMOS = ("conference", "ships", "orders")
 
 
 def command_name() -> str:
@@ -87,7 +86,7 @@ def quickstart_command(database_url: DatabaseUrl = None, data_dir: DataDir = Non
 def _demo(name: str) -> ModuleType:
     """The demo module of example domain `name`: the one place the CLI imports the examples."""
     try:
-        return importlib.import_module(f"examples.{name}.demo")
+        return examples.load(name, "demo")
     except ImportError as exc:
         fail(f"the example domains are not installed ({exc}); reinstall Ilji")
         raise typer.Exit(EXIT_ERROR) from None
@@ -99,8 +98,8 @@ def demo_command(
     data_dir: DataDir = None,
 ) -> None:
     """Walk through one of the example domains step by step, explaining what happens."""
-    if name not in DEMOS:
-        fail(f"demo: choose one of {', '.join(DEMOS)}, not {name!r}")
+    if name not in examples.NAMES:
+        fail(f"demo: choose one of {examples.choices()}, not {name!r}")
         raise typer.Exit(EXIT_INVALID)
     settings = settings_of(database_url, data_dir)
     module = _demo(name)
