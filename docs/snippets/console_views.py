@@ -13,7 +13,7 @@ from tutorial_domain import AddBook, Book, LendBook, book_type
 from ilji.app import Repository
 from ilji.app.views import DomainView, DomainViews
 from ilji.bootstrap import open_runtime
-from ilji.server.app import create_app
+from ilji.server.factory import create_app
 from ilji.settings import Settings, load_settings
 
 

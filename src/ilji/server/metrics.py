@@ -20,11 +20,9 @@ import platform
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import prometheus_client
-import psycopg
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -36,17 +34,16 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ilji
+from ilji.domain.errors import IljiError
 from ilji.projections import admin
-from ilji.store.database import translate
 from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
 access_log = logging.getLogger("ilji.server.access")
-log = logging.getLogger("ilji.server")
+log = logging.getLogger(__name__)
 
 PROJECTION_LOOP = "projection_metrics"
 
@@ -60,7 +57,7 @@ REQUEST_ID_HEADER = "x-request-id"
 # A client's request id is echoed into logs and headers: short and plain, or a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-PoolGetter = Callable[[], "AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None"]
+PoolStats = Callable[[], Mapping[str, int]]
 GroupGetter = Callable[[], GroupCommitter | None]
 
 # psycopg_pool statistics: levels are gauges, running totals are counters.
@@ -98,15 +95,14 @@ class _NotificationsCollector(Collector):
 
 
 class _PoolCollector(Collector):
-    """Reads the pool's statistics at scrape time."""
+    """Reads the pool's statistics (`Database.stats`) at scrape time."""
 
-    def __init__(self, pool: PoolGetter) -> None:
-        self._pool = pool
+    def __init__(self, stats: PoolStats) -> None:
+        self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
         """One gauge or counter per pool statistic (zeros before the store is open)."""
-        pool = self._pool()
-        stats = pool.get_stats() if pool is not None else {}
+        stats = self._stats()
         for key, doc in _POOL_GAUGES.items():
             gauge = GaugeMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             gauge.add_metric([], float(stats.get(key, 0)))
@@ -218,7 +214,7 @@ class _ProjectionCollector(Collector):
 class Metrics:
     """Every metric the server exposes at /metrics."""
 
-    def __init__(self, pool: PoolGetter, group: GroupGetter = lambda: None) -> None:
+    def __init__(self, pool_stats: PoolStats, group: GroupGetter = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -275,7 +271,7 @@ class Metrics:
             ["loop"],
             registry=r,
         )
-        r.register(_PoolCollector(pool))
+        r.register(_PoolCollector(pool_stats))
         r.register(_GroupCommitCollector(group))
         self.projections = _ProjectionCollector()
         r.register(self.projections)
@@ -289,9 +285,9 @@ class Metrics:
         try:
             snapshot = await admin.status(store)
         except Exception as exc:  # the loop must outlive any failure; it is counted and logged
-            error = translate(exc)
             self.loop_runs.labels(PROJECTION_LOOP, "error").inc()
-            log.warning("projection metrics not refreshed", extra={"error": error.message})
+            message = exc.message if isinstance(exc, IljiError) else repr(exc)
+            log.warning("projection metrics not refreshed", extra={"error": message})
         else:
             self.projections.snapshot = snapshot
             self.projections.taken_at = time.time()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
+from ilji.domain.shapes import to_json, utc_text
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, MAX_TYPE_LENGTH
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
 from ilji.store.lifecycle import MAX_RETENTION_SECONDS, StreamLifecycle
@@ -339,42 +340,26 @@ class RetentionOut(BaseModel):
 
 
 def lifecycle_json(state: StreamLifecycle) -> dict[str, Any]:
-    """A stream's lifecycle as JSON."""
-    return {**state.as_json(), "deleted_at": _time(state.deleted_at)}
+    """A stream's lifecycle as JSON (`StreamLifecycleOut`)."""
+    return {**state.as_json(), "deleted_at": to_json(state.deleted_at)}
 
 
-def _time(value: datetime | None) -> str | None:
-    # The session's time zone decides psycopg's offset; the API promises UTC.
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _without(value: Any, *names: str) -> dict[str, Any]:
+    # The dataclass's own JSON (`to_json`), less the fields the URL already says.
+    shown: dict[str, Any] = to_json(value)
+    for name in names:
+        del shown[name]
+    return shown
 
 
 def partition_json(p: PartitionStatus) -> dict[str, Any]:
-    """A partition's status as the JSON object of the HTTP API."""
-    return {
-        "version": p.version,
-        "partition": p.partition,
-        "partitions": p.partitions,
-        "state": p.state,
-        "checkpoint": p.checkpoint,
-        "head": p.head,
-        "events_behind": p.events_behind,
-        "events_behind_capped": p.events_behind_capped,
-        "lag_seconds": p.lag_seconds,
-        "events_per_second": p.events_per_second,
-        "events_applied": p.events_applied,
-        "owner": p.owner,
-        "fencing_token": p.fencing_token,
-        "lease_expires_at": _time(p.lease_expires_at),
-        "parked": p.parked,
-        "error": p.error,
-        "updated_at": _time(p.updated_at),
-    }
+    """A partition's status as the JSON object of the HTTP API (`PartitionOut`)."""
+    return _without(p, "projection", "active")
 
 
 def projection_json(st: ProjectionStatus) -> dict[str, Any]:
-    """A projection's status as the JSON object of the HTTP API (like `ilji projections status --json`)."""
+    """A projection's status as the JSON object of the HTTP API (`ProjectionOut`): its fields
+    and the totals over its serving partitions (`ilji projections status --json` prints it)."""
     return {
         "name": st.name,
         "active_version": st.active_version,
@@ -391,36 +376,14 @@ def projection_json(st: ProjectionStatus) -> dict[str, Any]:
         "owners": st.owners,
         "partitions": [partition_json(p) for p in st.partitions],
         "rebuilding": [partition_json(p) for p in st.rebuilding],
-        "workers": [
-            {
-                "worker": w.worker,
-                "code_version": w.code_version,
-                "versions": w.versions,
-                "state": w.state,
-                "error": w.error,
-                "heartbeat_at": _time(w.heartbeat_at),
-            }
-            for w in st.workers
-        ],
+        "workers": to_json(st.workers),
         "errors": st.errors,
     }
 
 
 def parked_json(p: ParkedEvent) -> dict[str, Any]:
-    """A parked event as the JSON object of the HTTP API."""
-    return {
-        "version": p.version,
-        "partition": p.partition,
-        "position": p.position,
-        "event_id": str(p.event_id),
-        "stream": p.stream,
-        "type": p.type,
-        "error": p.error,
-        "attempts": p.attempts,
-        "parked_at": _time(p.parked_at),
-        "replay_requested_at": _time(p.replay_requested_at),
-        "replayed_at": _time(p.replayed_at),
-    }
+    """A parked event as the JSON object of the HTTP API (`ParkedEventOut`)."""
+    return _without(p, "projection")
 
 
 def event_json(event: RecordedEvent) -> dict[str, Any]:
@@ -433,8 +396,7 @@ def event_json(event: RecordedEvent) -> dict[str, Any]:
         "type": event.type,
         "data": event.data,
         "metadata": event.metadata,
-        # The session's time zone decides psycopg's offset; the API promises UTC.
-        "recorded_at": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "recorded_at": utc_text(event.recorded_at),
     }
 
 

@@ -7,7 +7,7 @@ FastAPI builds the document from the routes; `finish` then adds what no single r
 - the statuses the middleware can answer on any route (a bad URL, a body over the limit, a
   cross-site write, a missing token, a rate limit), so no route answers a status it does
   not declare;
-- one shared `Problem` schema (`problems.responses` refers to it);
+- one shared `Problem` schema (`problem_docs.responses` refers to it);
 - examples of the main operations and the format of the SSE feeds.
 
 The tests in tests/unit/test_openapi_document.py and tests/e2e/test_openapi_statuses.py
@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from ilji.server.problems import PROBLEM_COMPONENT, PROBLEM_SCHEMA, responses
+from ilji.server.problem_docs import AUTH_CODES, GENERAL, PROBLEM_COMPONENT, PROBLEM_SCHEMA, responses
 from ilji.server.ratelimit import EXEMPT_PATHS
 
 #: Each route's operation id, by the name of its handler. Client generators turn these into
@@ -65,18 +65,6 @@ PUBLIC_OPERATIONS = frozenset({"checkLiveness", "checkReadiness"})
 
 
 _WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-
-#: Why a route answers a status it does not produce itself (the middleware's answers).
-GENERAL_DESCRIPTIONS = {
-    400: "The URL is not UTF-8 after percent-decoding, or a name or value in it is invalid.",
-    401: "A missing or unknown bearer token.",
-    403: "The token's role does not allow this route, or a web page from another site tried to change data.",
-    408: "The request body did not arrive in time.",
-    413: "The request body is over the configured limit.",
-    421: "Without tokens the server answers only loopback host names and ILJI_ALLOWED_HOSTS "
-    "(a guard against DNS rebinding); the request's Host is not one of them.",
-    429: "Too many requests from this client; wait for `Retry-After` seconds.",
-}
 
 
 def _camel(name: str) -> str:
@@ -220,7 +208,7 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 def _declare(operation: dict[str, Any], *codes: int) -> None:
     declared = operation.setdefault("responses", {})
-    for code, doc in responses(GENERAL_DESCRIPTIONS, *codes).items():
+    for code, doc in responses(GENERAL, *codes).items():
         declared.setdefault(str(code), doc)
 
 
@@ -245,6 +233,11 @@ def finish(schema: dict[str, Any], *, auth: bool, rate_limited: bool) -> dict[st
         schema["security"] = [{"bearer": []}]
     for path, method, operation in _operations(schema):
         op_id = operation.get("operationId", "")
+        if not auth:
+            # Routes list the answers of a token check (`AUTH_CODES`); a server without
+            # tokens gives neither (a cross-site write's 403 is declared below).
+            for code in AUTH_CODES:
+                operation.get("responses", {}).pop(str(code), None)
         _declare(operation, 400, 413)
         if method in _WRITE_METHODS:
             _declare(operation, 403, 408)
