@@ -19,24 +19,32 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
 from starlette.responses import RedirectResponse, Response
 
-from ilji.app.views import MAX_STATES_LIMIT, StateHistory, state_history
+from ilji.app.views import MAX_STATES_LIMIT, state_history
 from ilji.domain.errors import StreamNotFound
 from ilji.domain.events import MAX_SAFE_POSITION
-from ilji.domain.shapes import to_json, utc_text
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
 from ilji.server import problem_docs
 from ilji.server.auth import Role, require, role_of_request
-from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
+from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import StreamName
+from ilji.server.response_models import (
+    StateHistoryOut,
+    StatsOut,
+    StreamList,
+    ViewList,
+    WhoAmI,
+    history_json,
+    listing_json,
+    stats_json,
+)
 from ilji.server.state import State
-from ilji.store.catalog import MAX_LIST_LIMIT, StoreStats, StreamListing
+from ilji.store.catalog import MAX_LIST_LIMIT
 
 # -- the console's files -------------------------------------------------------------------------
 
@@ -95,159 +103,6 @@ def _serve(request: Request, name: str) -> Response:
     if asset.etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
-
-
-# -- response models (for the OpenAPI document; the handlers build plain dicts) --------------------
-
-
-class StreamSummaryOut(BaseModel):
-    """A stream and its newest event."""
-
-    stream: str = Field(description="the stream's name")
-    version: int = Field(description="the stream's version (its number of events)")
-    last_position: int = Field(description="the global position of its newest event")
-    last_recorded_at: str = Field(description="when its newest event was recorded (RFC 3339, UTC)")
-
-
-class StreamList(BaseModel):
-    """A page of streams in name order: pass `next` as `after` for the next page."""
-
-    streams: list[StreamSummaryOut] = Field(description="the streams, in name order")
-    next: str | None = Field(description="the cursor of the next page (null: no more)")
-
-
-class AppendBucketOut(BaseModel):
-    """Events recorded from `start` for `bucket_seconds`."""
-
-    start: str = Field(description="RFC 3339, UTC")
-    events: int = Field(description="events recorded in the bucket")
-
-
-class StatsOut(BaseModel):
-    """Counts and recent appends. Past their caps, counts are estimates (`*_exact`: false)."""
-
-    events: int = Field(description="events in the store")
-    events_exact: bool = Field(description="false when `events` is an estimate")
-    streams: int = Field(description="streams in the store")
-    streams_exact: bool = Field(description="false when `streams` is an estimate")
-    last_position: int = Field(description="the newest event's global position (0: none)")
-    last_recorded_at: str | None = Field(description="when the newest event was recorded")
-    follow_from: int = Field(description="a position to follow the log from (SSE `after`) to see new events")
-    window_minutes: int = Field(description="the minutes the buckets cover")
-    bucket_seconds: int = Field(description="the length of one bucket")
-    complete_since: str = Field(
-        description="buckets before this time are partial (only recent events are read)"
-    )
-    events_last_minute: int = Field(description="events recorded in the last minute")
-    appends_per_second: float = Field(description="events recorded per second over the last minute")
-    buckets: list[AppendBucketOut] = Field(description="events recorded per bucket, oldest first")
-
-
-class ViewOut(BaseModel):
-    """A registered domain view: the streams of `category` can be shown version by version."""
-
-    category: str = Field(description="the category whose streams it shows")
-    title: str = Field(description="a title for people")
-    state_type: str = Field(description="the name of the state's type")
-    event_types: list[str] = Field(description="the event types it folds")
-
-
-class ViewList(BaseModel):
-    """Every registered domain view."""
-
-    views: list[ViewOut] = Field(description="the views, by category")
-
-
-class ChangeOut(BaseModel):
-    """What one event changed in the state, at `path` (object keys and array indexes)."""
-
-    path: list[str | int] = Field(description="where in the state: object keys and array indexes")
-    kind: Literal["added", "removed", "changed"] = Field(description="added, removed or changed")
-    before: Any = Field(default=None, description="the value before (removed, changed)")
-    after: Any = Field(default=None, description="the value after (added, changed)")
-
-
-class StateOut(BaseModel):
-    """One version: its event, the state right after it, and what the event changed."""
-
-    event: EventOut = Field(description="the event of this version")
-    state: dict[str, Any] = Field(description="the state right after the event")
-    changes: list[ChangeOut] = Field(description="what the event changed")
-    error: str | None = Field(description="why the event could not be applied (the state did not change)")
-
-
-class StateHistoryOut(BaseModel):
-    """A page of a stream's versions folded by its domain view."""
-
-    stream: str = Field(description="the stream's name")
-    category: str = Field(description="its category (the view's)")
-    title: str = Field(description="the view's title")
-    state_type: str = Field(description="the name of the state's type")
-    version: int = Field(description="the stream's current version")
-    from_version: int = Field(description="the first version of this page")
-    before: dict[str, Any] = Field(description="the state before `from_version` (the initial state for 1)")
-    states: list[StateOut] = Field(description="one entry per version")
-    next: int | None = Field(description="`from_version` of the next page (null: no more)")
-
-
-class WhoAmI(BaseModel):
-    """Whether the server checks tokens, and what the presented one may do."""
-
-    auth: bool = Field(description="true when the server has tokens configured")
-    role: Literal["read", "write", "admin"] = Field(description="admin when auth is off")
-
-
-# -- JSON conversions ----------------------------------------------------------------------------
-
-
-def listing_json(listing: StreamListing) -> dict[str, Any]:
-    """A stream listing as the JSON object of `GET /v1/streams`: the dataclass as it is."""
-    shown: dict[str, Any] = to_json(listing)
-    return shown
-
-
-def stats_json(stats: StoreStats, window_minutes: int) -> dict[str, Any]:
-    """Store statistics as the JSON object of `GET /v1/stats`."""
-    return {
-        "events": stats.events,
-        "events_exact": stats.events_exact,
-        "streams": stats.streams,
-        "streams_exact": stats.streams_exact,
-        "last_position": stats.last_position,
-        "last_recorded_at": to_json(stats.last_recorded_at),
-        "follow_from": stats.follow_from,
-        "window_minutes": window_minutes,
-        "bucket_seconds": stats.bucket_seconds,
-        "complete_since": utc_text(stats.complete_since),
-        "events_last_minute": stats.events_last_minute,
-        "appends_per_second": round(stats.events_last_minute / 60, 3),
-        "buckets": to_json(stats.buckets),
-    }
-
-
-def history_json(history: StateHistory, from_version: int, limit: int) -> dict[str, Any]:
-    """A page of folded states as the JSON object of `GET /v1/states/{stream}`."""
-    view = history.view
-    last = history.steps[-1].event.version if history.steps else from_version - 1
-    return {
-        "stream": history.stream,
-        "category": view.category,
-        "title": view.title or view.state_type,
-        "state_type": view.state_type,
-        "version": history.version,
-        "from_version": from_version,
-        "before": history.before,
-        "states": [
-            {
-                "event": event_json(step.event),
-                "state": step.state,
-                "changes": to_json(step.changes),
-                "error": step.error,
-            }
-            for step in history.steps
-        ],
-        "next": last + 1 if len(history.steps) == limit and last < history.version else None,
-    }
 
 
 # -- routes --------------------------------------------------------------------------------------

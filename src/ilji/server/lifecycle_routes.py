@@ -20,16 +20,10 @@ from ilji.domain.validation import MAX_STREAM_NAME_LENGTH
 from ilji.server import problem_docs
 from ilji.server.actor import actor_of
 from ilji.server.auth import Role, require
-from ilji.server.models import (
-    WRITABLE_STREAM_PATTERN,
-    RetentionIn,
-    RetentionOut,
-    StreamLifecycleOut,
-    TruncateRequest,
-    lifecycle_json,
-)
+from ilji.server.models import WRITABLE_STREAM_PATTERN, RetentionIn, TruncateRequest
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import CategoryName
+from ilji.server.response_models import RetentionOut, StreamLifecycleOut, lifecycle_json
 from ilji.server.state import State
 from ilji.store.lifecycle import Retention
 

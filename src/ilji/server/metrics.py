@@ -53,7 +53,6 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Probes and scrapes arrive every few seconds: their access lines are DEBUG, not INFO.
 QUIET_ROUTES = frozenset({"/readyz", "/healthz", "/metrics"})
-REQUEST_ID_HEADER = "x-request-id"
 # A client's request id is echoed into logs and headers: short and plain, or a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 

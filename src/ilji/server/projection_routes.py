@@ -18,18 +18,18 @@ from ilji.projections import admin
 from ilji.server import problem_docs
 from ilji.server.actor import actor_of
 from ilji.server.auth import Role, require
-from ilji.server.models import (
+from ilji.server.models import ReplayRequest
+from ilji.server.orjson_response import OrjsonResponse
+from ilji.server.response_models import (
     ParkedList,
     ProjectionList,
     ProjectionOut,
     RebuildAccepted,
     ReplayAccepted,
-    ReplayRequest,
     WaitReached,
     parked_json,
     projection_json,
 )
-from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.state import State
 from ilji.store.postgres import PostgresEventStore
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from starlette.types import Scope
 
 from ilji.domain.errors import StoreUnavailable
 
@@ -83,13 +82,8 @@ class ServerState:
 
 
 def state(request: Request) -> ServerState:
-    """The state of the app serving `request`."""
-    return state_of_scope(request.scope)
-
-
-def state_of_scope(scope: Scope) -> ServerState:
-    """The state of the app a raw ASGI scope belongs to (for middleware)."""
-    found: ServerState = scope["app"].state.server
+    """The state of the app serving `request` (`create_app` puts it in Starlette's `app.state`)."""
+    found: ServerState = request.app.state.server
     return found
 
 
