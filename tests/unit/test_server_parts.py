@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from starlette.testclient import TestClient
 
 from ilji.app.views import DomainViews
 from ilji.domain.decider import CommandRejected
 from ilji.domain.errors import StoreUnavailable, ValidationError, WrongExpectedVersion
 from ilji.domain.events import EXISTS, MAX_SAFE_POSITION
 from ilji.server.auth import parse_tokens
+from ilji.server.factory import create_app
 from ilji.server.metrics import Metrics
 from ilji.server.preconditions import PreconditionFailed, etag, expected_from_if_match
 from ilji.server.probe_routes import healthz, readyz
@@ -78,3 +80,11 @@ def test_readiness_fails_while_the_server_drains() -> None:
 def test_a_state_without_its_store_yet_says_so_instead_of_failing_later() -> None:
     with pytest.raises(StoreUnavailable, match="not opened its store"):
         _ = _state().store
+
+
+def test_a_405_names_every_method_of_the_url_across_routers() -> None:
+    # The stream URL has two routes (POST is the plain append route, GET a router's).
+    client = TestClient(create_app(Settings()), base_url="http://127.0.0.1")
+    answer = client.request("OPTIONS", "/v1/streams/order-42")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, POST"

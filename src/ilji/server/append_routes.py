@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError as PydanticValidationError
 from starlette.responses import Response
@@ -26,13 +26,13 @@ from ilji.server.models import (
     MultiAppendRequest,
     MultiAppendResponse,
 )
-from ilji.server.openapi import operation_id
+from ilji.server.openapi import api_router, operation_id
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import PlainRoute, stream_url
 from ilji.server.preconditions import PreconditionFailed, etag, expected_from_if_match
 from ilji.server.state import State, state
 
-router = APIRouter(tags=["streams"])
+router = api_router(tags=["streams"])
 
 check_write = require(Role.WRITE)
 

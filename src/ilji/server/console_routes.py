@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from ilji.app.views import MAX_STATES_LIMIT, state_history
@@ -31,6 +31,7 @@ from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
 from ilji.server import problem_docs
 from ilji.server.auth import Role, require, role_of_request
 from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import StreamName
 from ilji.server.response_models import (
@@ -139,7 +140,7 @@ CategoryFilter = Annotated[
 ]
 
 
-router = APIRouter()
+router = api_router()
 read = [Depends(require(Role.READ))]
 check_admin = require(Role.ADMIN)
 

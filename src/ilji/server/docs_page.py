@@ -15,10 +15,11 @@ from importlib import resources
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from starlette.responses import Response
 
 from ilji.server.auth import Role, require
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -78,7 +79,7 @@ def page(title: str, spec: dict[str, Any]) -> str:
     return _PAGE.format(title=html.escape(title), spec=embedded)
 
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 
 
 @router.get("/openapi.json", dependencies=[Depends(require(Role.READ))])

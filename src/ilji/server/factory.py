@@ -254,11 +254,13 @@ def create_app(
     )
     app.state.server = server
     problems.install(app)
-    # Straight onto the app's router: include_router() would copy the plain append route
-    # into a Starlette route that does not name itself for the metrics label.
+    # Straight onto the app's router, not with include_router(): FastAPI nests an included
+    # router as one route, which hides its routes' methods from a 405's `Allow` header
+    # (`problems._allowed_methods`), and would copy the plain append route into a Starlette
+    # route that does not name itself for the metrics label.
     app.router.routes.append(append_routes.append_route)
     for router in ROUTERS:
-        app.include_router(router)
+        app.router.routes.extend(router.routes)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

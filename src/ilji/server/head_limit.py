@@ -16,7 +16,7 @@ from typing import Any
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.server import ServerState
+from uvicorn.server import ServerState as UvicornServerState
 
 from ilji.server.problems import problem
 
@@ -44,7 +44,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(
         self,
         config: Config,
-        server_state: ServerState,
+        server_state: UvicornServerState,
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request
+from fastapi import Body, Depends, Path, Request
 from starlette.responses import Response
 
 from ilji.domain.errors import StreamNotFound
@@ -21,6 +21,7 @@ from ilji.server import problem_docs
 from ilji.server.actor import actor_of
 from ilji.server.auth import Role, require
 from ilji.server.models import WRITABLE_STREAM_PATTERN, RetentionIn, TruncateRequest
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import CategoryName
 from ilji.server.response_models import RetentionOut, StreamLifecycleOut, lifecycle_json
@@ -46,7 +47,7 @@ def _retention_json(category: str, rule: Retention | None) -> dict[str, Any]:
     return (rule or Retention(category)).as_json()
 
 
-router = APIRouter(tags=["lifecycle"], dependencies=[Depends(require(Role.ADMIN))])
+router = api_router(tags=["lifecycle"], dependencies=[Depends(require(Role.ADMIN))])
 
 
 @router.get(

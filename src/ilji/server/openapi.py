@@ -21,6 +21,7 @@ import json
 import re
 from typing import Any
 
+from fastapi import APIRouter, params
 from fastapi.routing import APIRoute
 
 from ilji.server.problem_docs import AUTH_CODES, GENERAL, PROBLEM_COMPONENT, PROBLEM_SCHEMA, responses
@@ -89,6 +90,25 @@ def route_operation_id(route: APIRoute) -> str:
     parts = [p for p in route.path.split("/") if p and not p.startswith("{")]
     domain = parts[1] if len(parts) > 1 and parts[0] == "examples" else ""
     return _camel(f"{domain}_{route.name}" if domain else route.name)
+
+
+def api_router(
+    *,
+    tags: list[str] | None = None,
+    dependencies: list[params.Depends] | None = None,
+    include_in_schema: bool = True,
+) -> APIRouter:
+    """A router of the server's routes: their operation ids come from `OPERATION_IDS`.
+
+    The app factory puts its routes straight onto the app's router (see `factory.create_app`),
+    so the id function has to be the router's own, not only the app's.
+    """
+    return APIRouter(
+        tags=list(tags or []),
+        dependencies=dependencies,
+        include_in_schema=include_in_schema,
+        generate_unique_id_function=route_operation_id,
+    )
 
 
 _EVENT_EXAMPLE = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import HTMLResponse, Response
 
@@ -13,11 +13,12 @@ from ilji.domain.errors import SchemaError, SchemaTooNew, StoreUnavailable
 from ilji.server import problem_docs
 from ilji.server.auth import Role, require
 from ilji.server.models import Health
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.state import State
 from ilji.store.migrate import latest_version, schema_version
 
-router = APIRouter(tags=["operations"])
+router = api_router(tags=["operations"])
 
 #: What `/` points a first visitor to.
 HOME_LINKS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import Body, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from ilji.domain.events import MAX_SAFE_POSITION
@@ -19,6 +19,7 @@ from ilji.server import problem_docs
 from ilji.server.actor import actor_of
 from ilji.server.auth import Role, require
 from ilji.server.models import ReplayRequest
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.response_models import (
     ParkedList,
@@ -50,7 +51,7 @@ async def _one(store: PostgresEventStore, name: str) -> dict[str, Any]:
     return projection_json(found)
 
 
-router = APIRouter(tags=["projections"])
+router = api_router(tags=["projections"])
 read = [Depends(require(Role.READ))]
 act = [Depends(require(Role.ADMIN))]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request
 from starlette.responses import Response
 
 from ilji.domain.errors import StreamNotFound, ValidationError
@@ -19,6 +19,7 @@ from ilji.domain.validation import validate_category, validate_stream_name
 from ilji.server import problem_docs
 from ilji.server.auth import Role, require
 from ilji.server.models import LogPage, StreamPage, event_json
+from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import CategoryName, StreamName
 from ilji.server.preconditions import etag
@@ -28,7 +29,7 @@ from ilji.store.postgres import PostgresEventStore
 
 MAX_LIMIT = 1000
 
-router = APIRouter(dependencies=[Depends(require(Role.READ))])
+router = api_router(dependencies=[Depends(require(Role.READ))])
 
 # Ilji's own streams and categories ($audit: who did which admin action) are for admins.
 check_admin = require(Role.ADMIN)
