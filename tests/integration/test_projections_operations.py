@@ -32,7 +32,7 @@ from ilji.projections import (
     wait_for_position,
 )
 from ilji.server.metrics import _ProjectionCollector
-from ilji.server.models import projection_json
+from ilji.server.response_models import projection_json
 from tests.e2e.worker_fixtures import append_events, ledger, running, verify_ledger
 
 

@@ -22,7 +22,7 @@ import pytest
 from ilji import NewEvent, PostgresEventStore, StoreUnavailable, ValidationError
 from ilji.embedded import ensure_database
 from ilji.projections import Worker
-from ilji.server.app import create_app
+from ilji.server.factory import create_app
 from ilji.settings import Settings
 from ilji.store.migrate import migrate
 from tests.e2e.worker_fixtures import append_events, ledger, position_of, verify_ledger
@@ -108,7 +108,6 @@ async def test_http_reads_come_from_the_standby_and_honour_at_least(
         primary.url("ilji"), max_size=2, read_conninfo=standby.url("ilji"), at_least_timeout=0.3
     ) as store:
         app = create_app(Settings(database_url=primary.url("ilji")), store=store)
-        app.state.store = store  # what the lifespan does; ASGITransport does not run it
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             standby.query("SELECT pg_wal_replay_pause()")

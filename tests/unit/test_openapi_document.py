@@ -16,9 +16,9 @@ import pytest
 from fastapi.routing import APIRoute
 
 from ilji import examples
-from ilji.server.app import create_app
+from ilji.server.factory import create_app
 from ilji.server.openapi import OPERATION_IDS, PUBLIC_OPERATIONS, is_generated_id
-from ilji.server.problems import PROBLEM_SCHEMA
+from ilji.server.problem_docs import PROBLEM_SCHEMA
 from ilji.settings import Settings
 
 TOKENS = "r=read,w=write,a=admin"

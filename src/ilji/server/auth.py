@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from ilji.domain.errors import IljiError, ValidationError
+from ilji.server.state import state
 
 
 class Role(enum.IntEnum):
@@ -149,7 +150,7 @@ def bearer_of(header: str | None) -> str | None:
 
 def role_of_request(request: Request) -> Role | None:
     """The role the request's token grants: admin when auth is off, None without a valid token."""
-    tokens: Tokens = request.app.state.tokens
+    tokens = state(request).tokens
     if not tokens.enabled:
         return Role.ADMIN
     presented = bearer_token(request)

@@ -9,7 +9,7 @@ The JSON routes (read role):
 
 - `GET /v1/streams`: streams by name prefix and category, a page at a time (`ilji.store.catalog`);
 - `GET /v1/stats`: event and stream counts and a chart of recent appends, bounded in cost;
-- `GET /v1/views`: the registered domain views (`ilji.app.views`);
+- `GET /v1/views`: the registered domain views (`ilji.app.time_travel`);
 - `GET /v1/states/{stream}`: a stream of a registered domain, folded version by version;
 - `GET /v1/whoami`: whether tokens are on and what the presented token may do.
 """
@@ -18,23 +18,34 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import Depends, HTTPException, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from ilji.app.views import MAX_STATES_LIMIT, Change, DomainViews, StateHistory, state_history
+from ilji.app.time_travel import MAX_STATES_LIMIT, state_history
 from ilji.domain.errors import StreamNotFound
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, validate_stream_name
+from ilji.server import problem_docs
 from ilji.server.auth import Role, require, role_of_request
-from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN, EventOut, event_json
-from ilji.server.problems import responses
-from ilji.server.routes import OrjsonResponse, StreamName, store_of
-from ilji.store.catalog import MAX_LIST_LIMIT, Catalog, StoreStats, StreamListing
+from ilji.server.models import CATEGORY_PATTERN, PREFIX_PATTERN
+from ilji.server.openapi import api_router
+from ilji.server.orjson_response import OrjsonResponse
+from ilji.server.paths import StreamName
+from ilji.server.response_models import (
+    StateHistoryOut,
+    StatsOut,
+    StreamList,
+    ViewList,
+    WhoAmI,
+    history_json,
+    listing_json,
+    stats_json,
+)
+from ilji.server.state import State
+from ilji.store.catalog import MAX_LIST_LIMIT
 
 # -- the console's files -------------------------------------------------------------------------
 
@@ -95,192 +106,11 @@ def _serve(request: Request, name: str) -> Response:
     return Response(asset.body, media_type=asset.media_type, headers=headers)
 
 
-# -- response models (for the OpenAPI document; the handlers build plain dicts) --------------------
-
-
-class StreamSummaryOut(BaseModel):
-    """A stream and its newest event."""
-
-    stream: str = Field(description="the stream's name")
-    version: int = Field(description="the stream's version (its number of events)")
-    last_position: int = Field(description="the global position of its newest event")
-    last_recorded_at: str = Field(description="when its newest event was recorded (RFC 3339, UTC)")
-
-
-class StreamList(BaseModel):
-    """A page of streams in name order: pass `next` as `after` for the next page."""
-
-    streams: list[StreamSummaryOut] = Field(description="the streams, in name order")
-    next: str | None = Field(description="the cursor of the next page (null: no more)")
-
-
-class AppendBucketOut(BaseModel):
-    """Events recorded from `start` for `bucket_seconds`."""
-
-    start: str = Field(description="RFC 3339, UTC")
-    events: int = Field(description="events recorded in the bucket")
-
-
-class StatsOut(BaseModel):
-    """Counts and recent appends. Past their caps, counts are estimates (`*_exact`: false)."""
-
-    events: int = Field(description="events in the store")
-    events_exact: bool = Field(description="false when `events` is an estimate")
-    streams: int = Field(description="streams in the store")
-    streams_exact: bool = Field(description="false when `streams` is an estimate")
-    last_position: int = Field(description="the newest event's global position (0: none)")
-    last_recorded_at: str | None = Field(description="when the newest event was recorded")
-    follow_from: int = Field(description="a position to follow the log from (SSE `after`) to see new events")
-    window_minutes: int = Field(description="the minutes the buckets cover")
-    bucket_seconds: int = Field(description="the length of one bucket")
-    complete_since: str = Field(
-        description="buckets before this time are partial (only recent events are read)"
-    )
-    events_last_minute: int = Field(description="events recorded in the last minute")
-    appends_per_second: float = Field(description="events recorded per second over the last minute")
-    buckets: list[AppendBucketOut] = Field(description="events recorded per bucket, oldest first")
-
-
-class ViewOut(BaseModel):
-    """A registered domain view: the streams of `category` can be shown version by version."""
-
-    category: str = Field(description="the category whose streams it shows")
-    title: str = Field(description="a title for people")
-    state_type: str = Field(description="the name of the state's type")
-    event_types: list[str] = Field(description="the event types it folds")
-
-
-class ViewList(BaseModel):
-    """Every registered domain view."""
-
-    views: list[ViewOut] = Field(description="the views, by category")
-
-
-class ChangeOut(BaseModel):
-    """What one event changed in the state, at `path` (object keys and array indexes)."""
-
-    path: list[str | int] = Field(description="where in the state: object keys and array indexes")
-    kind: Literal["added", "removed", "changed"] = Field(description="added, removed or changed")
-    before: Any = Field(default=None, description="the value before (removed, changed)")
-    after: Any = Field(default=None, description="the value after (added, changed)")
-
-
-class StateOut(BaseModel):
-    """One version: its event, the state right after it, and what the event changed."""
-
-    event: EventOut = Field(description="the event of this version")
-    state: dict[str, Any] = Field(description="the state right after the event")
-    changes: list[ChangeOut] = Field(description="what the event changed")
-    error: str | None = Field(description="why the event could not be applied (the state did not change)")
-
-
-class StateHistoryOut(BaseModel):
-    """A page of a stream's versions folded by its domain view."""
-
-    stream: str = Field(description="the stream's name")
-    category: str = Field(description="its category (the view's)")
-    title: str = Field(description="the view's title")
-    state_type: str = Field(description="the name of the state's type")
-    version: int = Field(description="the stream's current version")
-    from_version: int = Field(description="the first version of this page")
-    before: dict[str, Any] = Field(description="the state before `from_version` (the initial state for 1)")
-    states: list[StateOut] = Field(description="one entry per version")
-    next: int | None = Field(description="`from_version` of the next page (null: no more)")
-
-
-class WhoAmI(BaseModel):
-    """Whether the server checks tokens, and what the presented one may do."""
-
-    auth: bool = Field(description="true when the server has tokens configured")
-    role: Literal["read", "write", "admin"] = Field(description="admin when auth is off")
-
-
-# -- JSON conversions ----------------------------------------------------------------------------
-
-
-def _utc(value: datetime) -> str:
-    # The session's time zone decides psycopg's offset; the API promises UTC.
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def listing_json(listing: StreamListing) -> dict[str, Any]:
-    """A stream listing as the JSON object of `GET /v1/streams`."""
-    return {
-        "streams": [
-            {
-                "stream": s.stream,
-                "version": s.version,
-                "last_position": s.last_position,
-                "last_recorded_at": _utc(s.last_recorded_at),
-            }
-            for s in listing.streams
-        ],
-        "next": listing.next,
-    }
-
-
-def stats_json(stats: StoreStats, window_minutes: int) -> dict[str, Any]:
-    """Store statistics as the JSON object of `GET /v1/stats`."""
-    return {
-        "events": stats.events,
-        "events_exact": stats.events_exact,
-        "streams": stats.streams,
-        "streams_exact": stats.streams_exact,
-        "last_position": stats.last_position,
-        "last_recorded_at": _utc(stats.last_recorded_at) if stats.last_recorded_at else None,
-        "follow_from": stats.follow_from,
-        "window_minutes": window_minutes,
-        "bucket_seconds": stats.bucket_seconds,
-        "complete_since": _utc(stats.complete_since),
-        "events_last_minute": stats.events_last_minute,
-        "appends_per_second": round(stats.events_last_minute / 60, 3),
-        "buckets": [{"start": _utc(b.start), "events": b.events} for b in stats.buckets],
-    }
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    return {"path": list(change.path), "kind": change.kind, "before": change.before, "after": change.after}
-
-
-def history_json(history: StateHistory, from_version: int, limit: int) -> dict[str, Any]:
-    """A page of folded states as the JSON object of `GET /v1/states/{stream}`."""
-    view = history.view
-    last = history.steps[-1].event.version if history.steps else from_version - 1
-    return {
-        "stream": history.stream,
-        "category": view.category,
-        "title": view.title or view.state_type,
-        "state_type": view.state_type,
-        "version": history.version,
-        "from_version": from_version,
-        "before": history.before,
-        "states": [
-            {
-                "event": event_json(step.event),
-                "state": step.state,
-                "changes": [_change_json(c) for c in step.changes],
-                "error": step.error,
-            }
-            for step in history.steps
-        ],
-        "next": last + 1 if len(history.steps) == limit and last < history.version else None,
-    }
-
-
 # -- routes --------------------------------------------------------------------------------------
-
-_DESCRIPTIONS = {
-    400: "Invalid input (a stream, category or prefix).",
-    401: "A missing or unknown bearer token.",
-    403: "The token's role does not allow this route ($ streams need an admin token).",
-    404: "The stream has no events, or no domain view is registered for its category.",
-    422: "The request does not match the schema (wrong types, values out of range).",
-    503: "The database is unavailable or not migrated; retry later.",
-}
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return responses(_DESCRIPTIONS, *codes)
+    return problem_docs.responses(problem_docs.CONSOLE, *codes)
 
 
 NamePrefix = Annotated[
@@ -310,161 +140,160 @@ CategoryFilter = Annotated[
 ]
 
 
-def _catalog(request: Request) -> Catalog:
-    store = store_of(request).reader  # the console only reads: a hot standby when configured
-    catalog: Catalog | None = getattr(request.app.state, "catalog", None)
-    if catalog is None or catalog.database is not store.database:
-        catalog = request.app.state.catalog = Catalog(store.database)
-    return catalog
+router = api_router()
+read = [Depends(require(Role.READ))]
+check_admin = require(Role.ADMIN)
 
 
-def add_console_routes(app: FastAPI, auth: bool) -> None:
-    """Add /console and the JSON routes it reads; `auth` adds the 401/403 answers to the documentation."""
-    router = app.router
-    auth_codes = (401, 403) if auth else ()
-    read = [Depends(require(Role.READ))]
-    check_admin = require(Role.ADMIN)
+@router.get("/console", include_in_schema=False)
+async def console_root() -> Response:
+    # Relative, so it also works under a path prefix: the modules load from "./...".
+    return RedirectResponse("console/", status_code=307)
 
-    @router.get("/console", include_in_schema=False)
-    async def console_root() -> Response:
-        # Relative, so it also works under a path prefix: the modules load from "./...".
-        return RedirectResponse("console/", status_code=307)
 
-    @router.get("/console/", include_in_schema=False)
-    async def console_index(request: Request) -> Response:
-        return _serve(request, "index.html")
+@router.get("/console/", include_in_schema=False)
+async def console_index(request: Request) -> Response:
+    return _serve(request, "index.html")
 
-    @router.get("/console/{asset}", include_in_schema=False)
-    async def console_asset(request: Request, asset: str) -> Response:
-        return _serve(request, asset)
 
-    @router.get(
-        "/v1/streams",
-        summary="List streams by name prefix and category",
-        response_model=StreamList,
-        dependencies=read,
-        responses=_problems(400, *auth_codes, 422, 503),
-        tags=["streams"],
+@router.get("/console/{asset}", include_in_schema=False)
+async def console_asset(request: Request, asset: str) -> Response:
+    return _serve(request, asset)
+
+
+@router.get(
+    "/v1/streams",
+    summary="List streams by name prefix and category",
+    response_model=StreamList,
+    dependencies=read,
+    responses=_problems(400, *problem_docs.AUTH_CODES, 422, 503),
+    tags=["streams"],
+)
+async def list_streams(
+    request: Request,
+    server: State,
+    prefix: NamePrefix = "",
+    category: CategoryFilter = None,
+    after: Cursor = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="streams to return, 1..1000")] = 50,
+) -> Response:
+    """Streams in name order, each with its version and newest event, a page at a time.
+
+    Walks the (stream, version) index one stream at a time, so a page costs about the same
+    however many events the streams hold. Ilji's own streams (names starting with $, like
+    $audit) are listed for admin tokens only; asking for them by prefix or category needs one.
+    """
+    if prefix.startswith("$") or (category or "").startswith("$"):
+        await check_admin(request)
+    listing = await server.catalog.list_streams(
+        prefix=prefix,
+        category=category,
+        after=after,
+        limit=limit,
+        include_system=role_of_request(request) == Role.ADMIN,
     )
-    async def list_streams(
-        request: Request,
-        prefix: NamePrefix = "",
-        category: CategoryFilter = None,
-        after: Cursor = "",
-        limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT, description="streams to return, 1..1000")] = 50,
-    ) -> Response:
-        """Streams in name order, each with its version and newest event, a page at a time.
+    return OrjsonResponse(listing_json(listing))
 
-        Walks the (stream, version) index one stream at a time, so a page costs about the same
-        however many events the streams hold. Ilji's own streams (names starting with $, like
-        $audit) are listed for admin tokens only; asking for them by prefix or category needs one.
-        """
-        if prefix.startswith("$") or (category or "").startswith("$"):
-            await check_admin(request)
-        listing = await _catalog(request).list_streams(
-            prefix=prefix,
-            category=category,
-            after=after,
-            limit=limit,
-            include_system=role_of_request(request) == Role.ADMIN,
+
+@router.get(
+    "/v1/stats",
+    summary="Event and stream counts, and appends over time",
+    response_model=StatsOut,
+    dependencies=read,
+    responses=_problems(*problem_docs.AUTH_CODES, 422, 503),
+    tags=["log"],
+)
+async def stats(
+    server: State,
+    minutes: Annotated[
+        int, Query(ge=5, le=1440, description="the chart's window: 60 buckets of `minutes` seconds")
+    ] = 60,
+) -> Response:
+    """Counts (exact up to a cap, estimates past it) and events recorded per bucket recently."""
+    found = await server.catalog.stats(window_minutes=minutes)
+    return OrjsonResponse(stats_json(found, minutes))
+
+
+@router.get(
+    "/v1/views",
+    summary="Domain views: the categories whose streams can be shown version by version",
+    response_model=ViewList,
+    dependencies=read,
+    responses=_problems(*problem_docs.AUTH_CODES),
+    tags=["streams"],
+)
+async def views(server: State) -> Response:
+    """The registered domain views (`ilji serve --example NAME` registers the example domains')."""
+    registered = server.views
+    return OrjsonResponse(
+        {
+            "views": [
+                {
+                    "category": v.category,
+                    "title": v.title or v.state_type,
+                    "state_type": v.state_type,
+                    "event_types": v.event_types(),
+                }
+                for v in registered
+            ]
+        }
+    )
+
+
+@router.get(
+    "/v1/states/{stream:ilji_name}",
+    summary="Time travel: a stream's state after each of its events",
+    response_model=StateHistoryOut,
+    dependencies=read,
+    responses=_problems(400, *problem_docs.AUTH_CODES, 404, 422, 503),
+    tags=["streams"],
+)
+async def states(
+    request: Request,
+    server: State,
+    stream: StreamName,
+    from_version: Annotated[
+        int, Query(ge=1, le=MAX_SAFE_POSITION, description="the first version to show")
+    ] = 1,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_STATES_LIMIT, description=f"versions to return, 1..{MAX_STATES_LIMIT}")
+    ] = 50,
+) -> Response:
+    """For a stream of a registered domain view: each event, the folded state after it, and the changes.
+
+    The stream is folded from its first event by the domain's own `evolve` (upcasters
+    included); an event that cannot be applied is listed with its `error`.
+    """
+    validate_stream_name(stream, allow_system=True)
+    if stream.startswith("$"):
+        await check_admin(request)
+    registered = server.views
+    view = registered.for_stream(stream)
+    if view is None:
+        raise HTTPException(
+            404,
+            detail={
+                "code": "no-domain-view",
+                "message": f"no domain view is registered for the category of {stream!r}",
+            },
         )
-        return OrjsonResponse(listing_json(listing))
+    store = server.store.reader
+    history = await state_history(store, view, stream, from_version=from_version, limit=limit)
+    if history.version == 0:
+        raise StreamNotFound(stream)
+    return OrjsonResponse(history_json(history, from_version, limit))
 
-    @router.get(
-        "/v1/stats",
-        summary="Event and stream counts, and appends over time",
-        response_model=StatsOut,
-        dependencies=read,
-        responses=_problems(*auth_codes, 422, 503),
-        tags=["log"],
-    )
-    async def stats(
-        request: Request,
-        minutes: Annotated[
-            int, Query(ge=5, le=1440, description="the chart's window: 60 buckets of `minutes` seconds")
-        ] = 60,
-    ) -> Response:
-        """Counts (exact up to a cap, estimates past it) and events recorded per bucket recently."""
-        found = await _catalog(request).stats(window_minutes=minutes)
-        return OrjsonResponse(stats_json(found, minutes))
 
-    @router.get(
-        "/v1/views",
-        summary="Domain views: the categories whose streams can be shown version by version",
-        response_model=ViewList,
-        dependencies=read,
-        responses=_problems(*auth_codes),
-        tags=["streams"],
-    )
-    async def views(request: Request) -> Response:
-        """The registered domain views (`ilji serve --example NAME` registers the example domains')."""
-        registered: DomainViews = request.app.state.views
-        return OrjsonResponse(
-            {
-                "views": [
-                    {
-                        "category": v.category,
-                        "title": v.title or v.state_type,
-                        "state_type": v.state_type,
-                        "event_types": v.event_types(),
-                    }
-                    for v in registered
-                ]
-            }
-        )
-
-    @router.get(
-        "/v1/states/{stream:ilji_name}",
-        summary="Time travel: a stream's state after each of its events",
-        response_model=StateHistoryOut,
-        dependencies=read,
-        responses=_problems(400, *auth_codes, 404, 422, 503),
-        tags=["streams"],
-    )
-    async def states(
-        request: Request,
-        stream: StreamName,
-        from_version: Annotated[
-            int, Query(ge=1, le=MAX_SAFE_POSITION, description="the first version to show")
-        ] = 1,
-        limit: Annotated[
-            int, Query(ge=1, le=MAX_STATES_LIMIT, description=f"versions to return, 1..{MAX_STATES_LIMIT}")
-        ] = 50,
-    ) -> Response:
-        """For a stream of a registered domain view: each event, the folded state after it, and the changes.
-
-        The stream is folded from its first event by the domain's own `evolve` (upcasters
-        included); an event that cannot be applied is listed with its `error`.
-        """
-        validate_stream_name(stream, allow_system=True)
-        if stream.startswith("$"):
-            await check_admin(request)
-        registered: DomainViews = request.app.state.views
-        view = registered.for_stream(stream)
-        if view is None:
-            raise HTTPException(
-                404,
-                detail={
-                    "code": "no-domain-view",
-                    "message": f"no domain view is registered for the category of {stream!r}",
-                },
-            )
-        store = store_of(request).reader
-        history = await state_history(store, view, stream, from_version=from_version, limit=limit)
-        if history.version == 0:
-            raise StreamNotFound(stream)
-        return OrjsonResponse(history_json(history, from_version, limit))
-
-    @router.get(
-        "/v1/whoami",
-        summary="Whether tokens are on, and the presented token's role",
-        response_model=WhoAmI,
-        dependencies=read,
-        responses=_problems(*auth_codes),
-        tags=["operations"],
-    )
-    async def whoami(request: Request) -> Response:
-        """The console asks this first: a 401 means it must ask for a token."""
-        role = role_of_request(request)
-        assert role is not None  # the dependency let the request through
-        return OrjsonResponse({"auth": request.app.state.tokens.enabled, "role": role.name.lower()})
+@router.get(
+    "/v1/whoami",
+    summary="Whether tokens are on, and the presented token's role",
+    response_model=WhoAmI,
+    dependencies=read,
+    responses=_problems(*problem_docs.AUTH_CODES),
+    tags=["operations"],
+)
+async def whoami(request: Request, server: State) -> Response:
+    """The console asks this first: a 401 means it must ask for a token."""
+    role = role_of_request(request)
+    assert role is not None  # the dependency let the request through
+    return OrjsonResponse({"auth": server.tokens.enabled, "role": role.name.lower()})

@@ -1,4 +1,6 @@
-"""The API docs page (`/docs`): Swagger UI from files shipped in the package, no CDN.
+"""The OpenAPI document (`/openapi.json`) and the API docs page (`/docs`).
+
+The page is Swagger UI from files shipped in the package, no CDN.
 
 The page embeds the OpenAPI document as a JSON data block (a browser fetching /openapi.json by
 itself would carry no token) and starts Swagger UI from `swagger_ui/init.js`, so it runs under
@@ -9,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import orjson
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from starlette.responses import Response
 
 from ilji.server.auth import Role, require
+from ilji.server.openapi import api_router
+from ilji.server.orjson_response import OrjsonResponse
 
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
@@ -76,20 +79,31 @@ def page(title: str, spec: dict[str, Any]) -> str:
     return _PAGE.format(title=html.escape(title), spec=embedded)
 
 
-def add_docs_routes(app: FastAPI, openapi: Callable[[], dict[str, Any]]) -> None:
-    """Serve `/docs` (read role when tokens are configured) and Swagger UI's files (public)."""
+router = api_router(include_in_schema=False)
 
-    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
-    async def docs() -> Response:
-        return Response(page("Ilji API", openapi()), media_type="text/html", headers=_SECURITY_HEADERS)
 
-    @app.get("/docs/{name}", include_in_schema=False)
-    async def docs_file(request: Request, name: str) -> Response:
-        found = _FILES.get(name)
-        if found is None:
-            raise HTTPException(404, detail="no such file of the API docs page")
-        body, media_type, etag = found
-        headers = {**_SECURITY_HEADERS, "ETag": etag}
-        if etag in request.headers.get("if-none-match", ""):
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type=media_type, headers=headers)
+@router.get("/openapi.json", dependencies=[Depends(require(Role.READ))])
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI document (read role when tokens are configured)."""
+    return OrjsonResponse(request.app.openapi())
+
+
+@router.get("/docs", dependencies=[Depends(require(Role.READ))])
+async def docs(request: Request) -> Response:
+    """The docs page, the OpenAPI document inside (read role when tokens are configured)."""
+    return Response(
+        page("Ilji API", request.app.openapi()), media_type="text/html", headers=_SECURITY_HEADERS
+    )
+
+
+@router.get("/docs/{name}")
+async def docs_file(request: Request, name: str) -> Response:
+    """One of Swagger UI's files (public: they hold no data)."""
+    found = _FILES.get(name)
+    if found is None:
+        raise HTTPException(404, detail="no such file of the API docs page")
+    body, media_type, etag = found
+    headers = {**_SECURITY_HEADERS, "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)

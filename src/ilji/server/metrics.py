@@ -20,7 +20,7 @@ import platform
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import prometheus_client
 from prometheus_client import (
@@ -37,13 +37,13 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ilji
+from ilji.domain.errors import IljiError
 from ilji.projections import admin
-from ilji.store.database import Database, translate
 from ilji.store.group_commit import Distribution, GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
 access_log = logging.getLogger("ilji.server.access")
-log = logging.getLogger("ilji.server")
+log = logging.getLogger(__name__)
 
 PROJECTION_LOOP = "projection_metrics"
 
@@ -53,11 +53,10 @@ prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Probes and scrapes arrive every few seconds: their access lines are DEBUG, not INFO.
 QUIET_ROUTES = frozenset({"/readyz", "/healthz", "/metrics"})
-REQUEST_ID_HEADER = "x-request-id"
 # A client's request id is echoed into logs and headers: short and plain, or a new one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
-PoolGetter = Callable[[], Database | None]
+PoolStats = Callable[[], Mapping[str, int]]
 GroupGetter = Callable[[], GroupCommitter | None]
 
 # psycopg_pool statistics: levels are gauges, running totals are counters.
@@ -95,15 +94,14 @@ class _NotificationsCollector(Collector):
 
 
 class _PoolCollector(Collector):
-    """Reads the pool's statistics at scrape time."""
+    """Reads the pool's statistics (`Database.stats`) at scrape time."""
 
-    def __init__(self, pool: PoolGetter) -> None:
-        self._pool = pool
+    def __init__(self, stats: PoolStats) -> None:
+        self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
         """One gauge or counter per pool statistic (zeros before the store is open)."""
-        pool = self._pool()
-        stats = pool.stats() if pool is not None else {}
+        stats = self._stats()
         for key, doc in _POOL_GAUGES.items():
             gauge = GaugeMetricFamily(f"ilji_db_{key}", f"Database pool: {doc}.")
             gauge.add_metric([], float(stats.get(key, 0)))
@@ -215,7 +213,7 @@ class _ProjectionCollector(Collector):
 class Metrics:
     """Every metric the server exposes at /metrics."""
 
-    def __init__(self, pool: PoolGetter, group: GroupGetter = lambda: None) -> None:
+    def __init__(self, pool_stats: PoolStats, group: GroupGetter = lambda: None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -272,7 +270,7 @@ class Metrics:
             ["loop"],
             registry=r,
         )
-        r.register(_PoolCollector(pool))
+        r.register(_PoolCollector(pool_stats))
         r.register(_GroupCommitCollector(group))
         self.projections = _ProjectionCollector()
         r.register(self.projections)
@@ -286,9 +284,9 @@ class Metrics:
         try:
             snapshot = await admin.status(store)
         except Exception as exc:  # the loop must outlive any failure; it is counted and logged
-            error = translate(exc)
             self.loop_runs.labels(PROJECTION_LOOP, "error").inc()
-            log.warning("projection metrics not refreshed", extra={"error": error.message})
+            message = exc.message if isinstance(exc, IljiError) else repr(exc)
+            log.warning("projection metrics not refreshed", extra={"error": message})
         else:
             self.projections.snapshot = snapshot
             self.projections.taken_at = time.time()

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
+from ilji.domain.shapes import utc_text
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, MAX_TYPE_LENGTH
-from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
-from ilji.store.lifecycle import MAX_RETENTION_SECONDS, StreamLifecycle
+from ilji.store.lifecycle import MAX_RETENTION_SECONDS
 
 StateName = Literal["any", "no_stream", "exists"]
 
@@ -167,101 +166,6 @@ class Health(BaseModel):
     status: str = Field(description="ok (alive) or ready (can serve requests)")
 
 
-class PartitionOut(BaseModel):
-    """One partition of one version of a projection."""
-
-    version: int = Field(description="the projection version this partition belongs to")
-    partition: int = Field(description="the partition's number, from 0")
-    partitions: int = Field(description="how many partitions this version has")
-    state: State = Field(description="running, catching_up, stopped, paused, failed or retired")
-    checkpoint: int = Field(description="the global position this partition has dealt with")
-    head: int = Field(description="the newest global position of the log")
-    events_behind: int = Field(description="events this partition still has to read (counted up to a cap)")
-    events_behind_capped: bool = Field(description="true when `events_behind` is the cap: at least that many")
-    lag_seconds: float = Field(description="age of the oldest event not dealt with yet (0: caught up)")
-    events_per_second: float = Field(description="recent apply rate (0 unless running or catching up)")
-    events_applied: int = Field(description="events this partition has applied since it started")
-    owner: str | None = Field(description="the worker holding the lease, if any")
-    fencing_token: int = Field(description="goes up each time another worker takes the partition over")
-    lease_expires_at: str | None = Field(description="RFC 3339, UTC (database clock)")
-    parked: int = Field(description="parked events not replayed yet")
-    error: str | None = Field(description="why the partition failed (stop policy)")
-    updated_at: str = Field(description="RFC 3339, UTC")
-
-
-class WorkerOut(BaseModel):
-    """A worker running a projection (heartbeat in the last minute)."""
-
-    worker: str = Field(description="the worker's id (ILJI_WORKER_ID: in Kubernetes, the pod name)")
-    code_version: int | None = Field(description="the `version` of the projection code the worker has")
-    versions: list[int] = Field(description="the versions it runs")
-    state: str | None = Field(
-        description="serving, building, idle (its code is older than the serving version's) or refused"
-    )
-    error: str | None = Field(description="why it refuses to run a version (a deploy to fix)")
-    heartbeat_at: str = Field(description="RFC 3339, UTC")
-
-
-class ProjectionOut(BaseModel):
-    """A projection: its serving version, a rebuild in progress, and totals over its partitions."""
-
-    name: str = Field(description="the projection's name")
-    active_version: int = Field(description="the version that serves reads")
-    requested_version: int | None = Field(description="the version a requested rebuild builds")
-    paused: bool = Field(description="true while an admin has paused it")
-    state: State = Field(description="the worst state among the serving partitions")
-    category: str | None = Field(description="the category it reads (null: the whole log)")
-    types: list[str] | None = Field(description="the event types it reads (null: all)")
-    checkpoint: int = Field(description="the lowest checkpoint of the serving partitions")
-    events_behind: int = Field(description="the most events a serving partition still has to read")
-    lag_seconds: float = Field(description="the largest lag of its serving partitions, in seconds")
-    events_per_second: float = Field(description="the serving partitions' recent apply rate, added up")
-    parked: int = Field(description="parked events not replayed yet, over all partitions")
-    owners: list[str] = Field(description="workers holding a live lease on a serving partition")
-    partitions: list[PartitionOut] = Field(description="the serving version's partitions")
-    rebuilding: list[PartitionOut] = Field(description="partitions of a version being rebuilt")
-    workers: list[WorkerOut] = Field(description="workers running the projection, with their code version")
-    errors: list[str] = Field(description="what workers refuse to run, e.g. another partition count")
-
-
-class ProjectionList(BaseModel):
-    """Every projection registered in the database."""
-
-    projections: list[ProjectionOut] = Field(description="the projections, by name")
-
-
-class RebuildAccepted(BaseModel):
-    """A rebuild was requested: workers build `version` from position 0, then cut over."""
-
-    projection: str = Field(description="the projection's name")
-    version: int = Field(description="the version the workers build")
-
-
-class ParkedEventOut(BaseModel):
-    """An event a projection gave up on."""
-
-    version: int = Field(description="the projection version that parked it")
-    partition: int = Field(description="the partition that parked it")
-    position: int = Field(description="the event's global position")
-    event_id: uuid.UUID = Field(description="the event's id")
-    stream: str = Field(description="the event's stream")
-    type: str = Field(description="the event's type")
-    error: str = Field(description="the error of the last attempt")
-    attempts: int = Field(description="how many times applying it failed")
-    parked_at: str = Field(description="RFC 3339, UTC")
-    replay_requested_at: str | None = Field(
-        description="when a replay was asked for (RFC 3339, UTC; null: never)"
-    )
-    replayed_at: str | None = Field(description="when it was applied at last (RFC 3339, UTC; null: not yet)")
-
-
-class ParkedList(BaseModel):
-    """Parked events of one projection, oldest first."""
-
-    projection: str = Field(description="the projection's name")
-    events: list[ParkedEventOut] = Field(description="its parked events, oldest first")
-
-
 class ReplayRequest(BaseModel):
     """Which parked events to apply once more (none given: all of the projection's)."""
 
@@ -270,38 +174,6 @@ class ReplayRequest(BaseModel):
     event_ids: list[Annotated[uuid.UUID, BeforeValidator(_canonical_uuid)]] | None = Field(
         default=None, max_length=1000, description="parked events' ids; omit for all"
     )
-
-
-class ReplayAccepted(BaseModel):
-    """Replays were requested; the owning workers act on them within a third of the lease TTL."""
-
-    projection: str = Field(description="the projection's name")
-    requested: int = Field(description="how many parked events were marked for replay")
-    event_ids: list[uuid.UUID] | None = Field(description="the ids asked for (null: all)")
-
-
-class WaitReached(BaseModel):
-    """The projection's serving version has dealt with every event up to `position`."""
-
-    projection: str = Field(description="the projection's name")
-    position: int = Field(description="the global position waited for")
-    reached: bool = Field(description="true: the serving version has dealt with it")
-
-
-class StreamLifecycleOut(BaseModel):
-    """A stream's lifecycle: its version (every event, hidden or not) and what readers see."""
-
-    stream: str = Field(description="the stream's name")
-    version: int = Field(description="events ever appended, hidden or not; appends continue from it")
-    deleted: bool = Field(description="soft-deleted and nothing appended since: reads answer 404")
-    deleted_version: int | None = Field(
-        description="the version when it was deleted: events up to it stay hidden until a restore"
-    )
-    deleted_at: datetime | None = Field(
-        description="when it was soft-deleted (RFC 3339, UTC; null: not deleted)"
-    )
-    truncate_before: int = Field(description="versions below it are hidden (0: none)")
-    first_visible_version: int = Field(description="the lowest version reads return")
 
 
 _Count = Annotated[StrictInt, Field(ge=1, le=MAX_SAFE_POSITION), BeforeValidator(_integral_float)]
@@ -326,103 +198,6 @@ class RetentionIn(BaseModel):
     max_count: _Count | None = Field(default=None, description="keep only each stream's newest events")
 
 
-class RetentionOut(BaseModel):
-    """A category's retention rule (both null: none)."""
-
-    category: str = Field(description="the category")
-    max_age_seconds: int | None = Field(
-        description="events recorded longer ago are hidden (null: no age rule)"
-    )
-    max_count: int | None = Field(
-        description="each stream keeps only its newest events (null: no count rule)"
-    )
-
-
-def lifecycle_json(state: StreamLifecycle) -> dict[str, Any]:
-    """A stream's lifecycle as JSON."""
-    return {**state.as_json(), "deleted_at": _time(state.deleted_at)}
-
-
-def _time(value: datetime | None) -> str | None:
-    # The session's time zone decides psycopg's offset; the API promises UTC.
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def partition_json(p: PartitionStatus) -> dict[str, Any]:
-    """A partition's status as the JSON object of the HTTP API."""
-    return {
-        "version": p.version,
-        "partition": p.partition,
-        "partitions": p.partitions,
-        "state": p.state,
-        "checkpoint": p.checkpoint,
-        "head": p.head,
-        "events_behind": p.events_behind,
-        "events_behind_capped": p.events_behind_capped,
-        "lag_seconds": p.lag_seconds,
-        "events_per_second": p.events_per_second,
-        "events_applied": p.events_applied,
-        "owner": p.owner,
-        "fencing_token": p.fencing_token,
-        "lease_expires_at": _time(p.lease_expires_at),
-        "parked": p.parked,
-        "error": p.error,
-        "updated_at": _time(p.updated_at),
-    }
-
-
-def projection_json(st: ProjectionStatus) -> dict[str, Any]:
-    """A projection's status as the JSON object of the HTTP API (like `ilji projections status --json`)."""
-    return {
-        "name": st.name,
-        "active_version": st.active_version,
-        "requested_version": st.requested_version,
-        "paused": st.paused,
-        "state": st.state,
-        "category": st.category,
-        "types": st.types,
-        "checkpoint": st.checkpoint,
-        "events_behind": st.events_behind,
-        "lag_seconds": st.lag_seconds,
-        "events_per_second": st.events_per_second,
-        "parked": st.parked,
-        "owners": st.owners,
-        "partitions": [partition_json(p) for p in st.partitions],
-        "rebuilding": [partition_json(p) for p in st.rebuilding],
-        "workers": [
-            {
-                "worker": w.worker,
-                "code_version": w.code_version,
-                "versions": w.versions,
-                "state": w.state,
-                "error": w.error,
-                "heartbeat_at": _time(w.heartbeat_at),
-            }
-            for w in st.workers
-        ],
-        "errors": st.errors,
-    }
-
-
-def parked_json(p: ParkedEvent) -> dict[str, Any]:
-    """A parked event as the JSON object of the HTTP API."""
-    return {
-        "version": p.version,
-        "partition": p.partition,
-        "position": p.position,
-        "event_id": str(p.event_id),
-        "stream": p.stream,
-        "type": p.type,
-        "error": p.error,
-        "attempts": p.attempts,
-        "parked_at": _time(p.parked_at),
-        "replay_requested_at": _time(p.replay_requested_at),
-        "replayed_at": _time(p.replayed_at),
-    }
-
-
 def event_json(event: RecordedEvent) -> dict[str, Any]:
     """An event as the JSON object of the HTTP API (the same shape `ilji read --json` prints)."""
     return {
@@ -433,8 +208,7 @@ def event_json(event: RecordedEvent) -> dict[str, Any]:
         "type": event.type,
         "data": event.data,
         "metadata": event.metadata,
-        # The session's time zone decides psycopg's offset; the API promises UTC.
-        "recorded_at": event.recorded_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "recorded_at": utc_text(event.recorded_at),
     }
 
 

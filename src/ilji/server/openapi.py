@@ -7,7 +7,7 @@ FastAPI builds the document from the routes; `finish` then adds what no single r
 - the statuses the middleware can answer on any route (a bad URL, a body over the limit, a
   cross-site write, a missing token, a rate limit), so no route answers a status it does
   not declare;
-- one shared `Problem` schema (`problems.responses` refers to it);
+- one shared `Problem` schema (`problem_docs.responses` refers to it);
 - examples of the main operations and the format of the SSE feeds.
 
 The tests in tests/unit/test_openapi_document.py and tests/e2e/test_openapi_statuses.py
@@ -21,9 +21,10 @@ import json
 import re
 from typing import Any
 
+from fastapi import APIRouter, params
 from fastapi.routing import APIRoute
 
-from ilji.server.problems import PROBLEM_COMPONENT, PROBLEM_SCHEMA, responses
+from ilji.server.problem_docs import AUTH_CODES, GENERAL, PROBLEM_COMPONENT, PROBLEM_SCHEMA, responses
 from ilji.server.ratelimit import EXEMPT_PATHS
 
 #: Each route's operation id, by the name of its handler. Client generators turn these into
@@ -66,18 +67,6 @@ PUBLIC_OPERATIONS = frozenset({"checkLiveness", "checkReadiness"})
 
 _WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 
-#: Why a route answers a status it does not produce itself (the middleware's answers).
-GENERAL_DESCRIPTIONS = {
-    400: "The URL is not UTF-8 after percent-decoding, or a name or value in it is invalid.",
-    401: "A missing or unknown bearer token.",
-    403: "The token's role does not allow this route, or a web page from another site tried to change data.",
-    408: "The request body did not arrive in time.",
-    413: "The request body is over the configured limit.",
-    421: "Without tokens the server answers only loopback host names and ILJI_ALLOWED_HOSTS "
-    "(a guard against DNS rebinding); the request's Host is not one of them.",
-    429: "Too many requests from this client; wait for `Retry-After` seconds.",
-}
-
 
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
@@ -101,6 +90,25 @@ def route_operation_id(route: APIRoute) -> str:
     parts = [p for p in route.path.split("/") if p and not p.startswith("{")]
     domain = parts[1] if len(parts) > 1 and parts[0] == "examples" else ""
     return _camel(f"{domain}_{route.name}" if domain else route.name)
+
+
+def api_router(
+    *,
+    tags: list[str] | None = None,
+    dependencies: list[params.Depends] | None = None,
+    include_in_schema: bool = True,
+) -> APIRouter:
+    """A router of the server's routes: their operation ids come from `OPERATION_IDS`.
+
+    The app factory puts its routes straight onto the app's router (see `factory.create_app`),
+    so the id function has to be the router's own, not only the app's.
+    """
+    return APIRouter(
+        tags=list(tags or []),
+        dependencies=dependencies,
+        include_in_schema=include_in_schema,
+        generate_unique_id_function=route_operation_id,
+    )
 
 
 _EVENT_EXAMPLE = {
@@ -220,7 +228,7 @@ def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
 
 def _declare(operation: dict[str, Any], *codes: int) -> None:
     declared = operation.setdefault("responses", {})
-    for code, doc in responses(GENERAL_DESCRIPTIONS, *codes).items():
+    for code, doc in responses(GENERAL, *codes).items():
         declared.setdefault(str(code), doc)
 
 
@@ -245,6 +253,11 @@ def finish(schema: dict[str, Any], *, auth: bool, rate_limited: bool) -> dict[st
         schema["security"] = [{"bearer": []}]
     for path, method, operation in _operations(schema):
         op_id = operation.get("operationId", "")
+        if not auth:
+            # Routes list the answers of a token check (`AUTH_CODES`); a server without
+            # tokens gives neither (a cross-site write's 403 is declared below).
+            for code in AUTH_CODES:
+                operation.get("responses", {}).pop(str(code), None)
         _declare(operation, 400, 413)
         if method in _WRITE_METHODS:
             _declare(operation, 403, 408)

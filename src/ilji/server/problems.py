@@ -8,7 +8,6 @@ Every failure a client can see goes through `problem()`, so all error bodies sha
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from ilji.domain.decider import CommandRejected
 from ilji.domain.errors import (
     AppendOnlyViolation,
     ConfigurationError,
@@ -36,24 +36,11 @@ from ilji.domain.errors import (
 )
 from ilji.projections.errors import LeaseLost, ProjectionError, ProjectionNotFound, WaitTimeout
 from ilji.server.auth import Forbidden, Unauthorized
+from ilji.server.preconditions import PreconditionFailed
+from ilji.server.problem_docs import PROBLEM_MEDIA_TYPE
 
-log = logging.getLogger("ilji.server")
+log = logging.getLogger(__name__)
 
-
-class PreconditionFailed(WrongExpectedVersion):
-    """A wrong expected version that the client stated as `If-Match` (HTTP 412, RFC 9110).
-
-    The same conflict as a wrong `expected_version` in the body (409), named by the status
-    HTTP gives a failed precondition header, so generic HTTP clients and caches understand it.
-    """
-
-    @classmethod
-    def of(cls, exc: WrongExpectedVersion) -> PreconditionFailed:
-        """The same conflict, as a failed `If-Match`."""
-        return cls(exc.stream, exc.expected, exc.actual)
-
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: The one table: each error class and the HTTP status it means. The most specific class wins.
 STATUS: dict[type[IljiError], int] = {
@@ -68,6 +55,9 @@ STATUS: dict[type[IljiError], int] = {
     ConflictError: 409,
     AppendOnlyViolation: 409,
     LeaseLost: 409,
+    # A business rule refused the command (an example domain's `SeatsUnavailable`): the
+    # request conflicts with the current state, as a wrong expected version does.
+    CommandRejected: 409,
     StoreUnavailable: 503,
     SchemaError: 503,
     EmbeddedPostgresError: 503,
@@ -81,65 +71,6 @@ STATUS: dict[type[IljiError], int] = {
     ProjectionError: 500,
     IljiError: 500,
 }
-
-#: The name of the problem schema among the OpenAPI document's components.
-PROBLEM_COMPONENT = "Problem"
-
-#: The JSON schema of a problem body: one component of the OpenAPI document, which every
-#: error response refers to (generated clients then have one Problem type, not one per route).
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "Problem",
-    "description": "An error (RFC 9457 problem details): `type` tells the kind, `detail` what went wrong.",
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {
-            "type": "string",
-            "description": "a URI naming the kind of problem, like urn:ilji:problem:…",
-        },
-        "title": {"type": "string", "description": "the HTTP status's phrase"},
-        "status": {"type": "integer", "description": "the HTTP status code"},
-        "detail": {"type": "string", "description": "what went wrong, for a person to read"},
-        "expected": {
-            "description": "the expected version (wrong expected version only)",
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-        },
-        "actual": {"type": "integer", "description": "the stream's version (wrong expected version only)"},
-        "projection": {"type": "string", "description": "the projection's name (projection problems only)"},
-        "position": {"type": "integer", "description": "the position waited for (wait timeouts only)"},
-        "stream": {
-            "type": "string",
-            "description": "the stream (soft-deleted streams, and the failing part of a multi-stream append)",
-        },
-        "part": {
-            "type": "integer",
-            "description": "the index of the failing part (multi-stream appends only)",
-        },
-        "deleted_version": {
-            "type": "integer",
-            "description": "the version at which the stream was soft-deleted; an admin can restore it",
-        },
-        "event_ids": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "the event ids stored already (duplicate event ids only)",
-        },
-        "errors": {
-            "type": "array",
-            "items": {"type": "object"},
-            "description": "what is wrong in the request",
-        },
-    },
-}
-
-
-def responses(descriptions: Mapping[int, str], *codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for `codes`: each a problem+json body, described from `descriptions`."""
-    ref = {"$ref": f"#/components/schemas/{PROBLEM_COMPONENT}"}
-    return {
-        code: {"description": descriptions[code], "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(ref)}}}
-        for code in codes
-    }
 
 
 def status_of(exc: IljiError) -> int:
@@ -219,44 +150,51 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+async def on_ilji_error(request: Request, exc: Exception) -> Response:
+    """An Ilji error (the store's, a domain rule's, the server's own) as its problem."""
+    assert isinstance(exc, IljiError)
+    return error_response(exc)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    """A request that does not match its schema: 422, with what is wrong where."""
+    assert isinstance(exc, RequestValidationError)
+    errors = _validation_errors(exc)
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
+    return problem(422, summary, code="validation-error", errors=errors)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's HTTP errors (404, 405, a body limit's 408/413) as problems."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304) or exc.status_code < 400:  # pragma: no cover - not raised
+        return Response(status_code=exc.status_code, headers=headers)
+    code: str | None = None
+    if isinstance(exc.detail, dict):
+        # Example domains raise {"code": rule, "message": text}: keep both for the client.
+        code = str(exc.detail["code"]) if exc.detail.get("code") else None
+        detail = str(exc.detail.get("message") or HTTPStatus(exc.status_code).phrase)
+    elif isinstance(exc.detail, str):
+        detail = exc.detail
+    else:
+        detail = HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; the
+        # stream URL has two routes (GET and POST), so collect them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(exc.status_code, detail, code=code, headers=headers)
+
+
+async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+    """Anything else: a 500 that says where to look, the traceback in the log only."""
+    log.exception("unexpected error", extra={"path": request.url.path})
+    return problem(500, "an unexpected error occurred; see the server log", code="internal")
+
+
 def install(app: FastAPI) -> None:
     """Make every error of `app` a problem+json response."""
-
-    async def on_ilji_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, IljiError)
-        return error_response(exc)
-
-    async def on_validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        errors = _validation_errors(exc)
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
-        return problem(422, summary, code="validation-error", errors=errors)
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        headers = dict(exc.headers or {})
-        if exc.status_code in (204, 304) or exc.status_code < 400:  # pragma: no cover - not raised
-            return Response(status_code=exc.status_code, headers=headers)
-        code: str | None = None
-        if isinstance(exc.detail, dict):
-            # Example domains raise {"code": rule, "message": text}: keep both for the client.
-            code = str(exc.detail["code"]) if exc.detail.get("code") else None
-            detail = str(exc.detail.get("message") or HTTPStatus(exc.status_code).phrase)
-        elif isinstance(exc.detail, str):
-            detail = exc.detail
-        else:
-            detail = HTTPStatus(exc.status_code).phrase
-        if exc.status_code == 405:
-            # Starlette names the methods of the first route matching the path only; the
-            # stream URL has two routes (GET and POST), so collect them all.
-            headers["Allow"] = ", ".join(_allowed_methods(request))
-        return problem(exc.status_code, detail, code=code, headers=headers)
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error", extra={"path": request.url.path})
-        return problem(500, "an unexpected error occurred; see the server log", code="internal")
-
     app.add_exception_handler(IljiError, on_ilji_error)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)

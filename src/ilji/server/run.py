@@ -21,12 +21,12 @@ from uvicorn.config import STARTUP_FAILURE
 
 from ilji.domain.errors import ConfigurationError, ValidationError
 from ilji.logs import configure_logging
-from ilji.server.app import create_app
 from ilji.server.auth import check_bind, parse_tokens
+from ilji.server.factory import create_app
 from ilji.server.ratelimit import rate_limits
 from ilji.settings import Settings
 
-log = logging.getLogger("ilji.server")
+log = logging.getLogger(__name__)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -135,8 +135,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        # httptools, with a size and a time limit on request heads (see ilji.server.limits).
-        http="ilji.server.limits:GuardedHttpToolsProtocol",
+        # httptools, with a size and a time limit on request heads (see ilji.server.head_limit).
+        http="ilji.server.head_limit:GuardedHttpToolsProtocol",
         lifespan="on",
         log_config=None,  # keep Ilji's handlers: one format (console or JSON) for every log line
         access_log=False,  # the app logs requests itself, by route template and without queries

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import inspect
 import logging
 import signal
@@ -19,61 +18,54 @@ from collections.abc import AsyncIterator
 from types import FrameType
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from starlette.responses import HTMLResponse, Response
 
 import ilji
-from ilji.app.views import DomainViews
+from ilji import examples
+from ilji.app import DomainViews
 from ilji.bootstrap import open_runtime
 from ilji.domain.errors import IljiError
 from ilji.domain.events import TRANSACTION_IDS_WARNING
-from ilji.server import problems
-from ilji.server.auth import Role, parse_tokens, require
-from ilji.server.console_routes import add_console_routes
-from ilji.server.docs_page import add_docs_routes
-from ilji.server.lifecycle_routes import add_lifecycle_routes
-from ilji.server.limits import (
-    BodyLimitMiddleware,
-    CrossOriginGuard,
-    HostGuard,
-    Utf8UrlMiddleware,
-    parse_allowed_hosts,
+from ilji.server import (
+    append_routes,
+    console_routes,
+    docs_page,
+    lifecycle_routes,
+    probe_routes,
+    problems,
+    projection_routes,
+    read_routes,
 )
+from ilji.server.auth import Role, parse_tokens, require
+from ilji.server.body_limit import BodyLimitMiddleware
+from ilji.server.browser_guards import CrossOriginGuard, HostGuard, parse_allowed_hosts
 from ilji.server.metrics import Metrics, MetricsMiddleware
 from ilji.server.models import component_schemas
 from ilji.server.openapi import finish, route_operation_id
-from ilji.server.projection_routes import add_projection_routes
+from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.ratelimit import RateLimitMiddleware, rate_limits
-from ilji.server.routes import OrjsonResponse, add_routes, append_operation
 from ilji.server.sse import SseSlots
+from ilji.server.state import Drain, ServerState
+from ilji.server.utf8_url import Utf8UrlMiddleware
 from ilji.settings import Settings
+from ilji.store.group_commit import GroupCommitter
 from ilji.store.postgres import PostgresEventStore
 
-log = logging.getLogger("ilji.server")
+log = logging.getLogger(__name__)
 
 MONITOR_LOOP = "database_monitor"
 
-
-class Drain:
-    """Set when the server begins to shut down: /readyz fails and SSE streams end cleanly.
-
-    `start()` may be called from a signal handler, so it only schedules the change on the
-    app's event loop.
-    """
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Remember the loop the app runs on."""
-        self._loop = loop
-
-    def start(self) -> None:
-        """Begin draining (safe from a signal handler or another thread)."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.event.set)
+#: The app's routers, in the order they match (after the plain append route).
+ROUTERS = (
+    append_routes.router,
+    read_routes.router,
+    probe_routes.router,
+    projection_routes.router,
+    lifecycle_routes.router,
+    console_routes.router,
+    docs_page.router,
+)
 
 
 @contextlib.asynccontextmanager
@@ -83,39 +75,27 @@ async def open_store(settings: Settings) -> AsyncIterator[PostgresEventStore]:
         yield runtime.store
 
 
-EXAMPLES = ("conference", "ships", "orders")
-
-#: What `/` points a first visitor to.
-HOME_LINKS = (
-    ("/console", "the web console"),
-    ("/docs", "the interactive API documentation"),
-    ("/openapi.json", "the OpenAPI document"),
-    ("/v1/all", "the API: the global log (streams at /v1/streams/{stream})"),
-    ("/readyz", "readiness"),
-    ("/metrics", "Prometheus metrics"),
-)
-
-
-def mount_examples(app: FastAPI, store: PostgresEventStore, names: tuple[str, ...]) -> None:
+def mount_examples(app: FastAPI, server: ServerState, names: tuple[str, ...]) -> None:
     """Add the HTTP routes of the chosen example domains (`ilji serve --example NAME`).
 
     Their routers are built on the open store, so they are added when the app starts, before
     it answers any request. Writing routes need a write token, like the API's own appends.
-    Their domain views (the console's time travel) are registered in `app.state.views`.
+    Their domain views (the console's time travel) are registered in `server.views`.
     """
     if not names:
         return
     from ilji.store.snapshots import PostgresSnapshotStore
 
+    store = server.store
     for name in names:
-        module = importlib.import_module(f"examples.{name}.http")
+        module = examples.load(name, "http")
         app.include_router(
             module.router(store, PostgresSnapshotStore(store.database)),
             dependencies=[Depends(require(Role.WRITE))],
         )
-        domain = importlib.import_module(f"examples.{name}.domain")
+        domain = examples.load(name, "domain")
         for view in getattr(domain, "views", ()):
-            app.state.views.register(view)
+            server.views.register(view)
         log.info("example routes mounted", extra={"example": name})
     app.openapi_schema = None  # regenerate the document with the new routes
 
@@ -223,18 +203,29 @@ def create_app(
     """
     tokens = parse_tokens(settings.api_tokens)
     limits = rate_limits(settings)
-    drain = drain or Drain()
+    # The collectors are asked for their names at once, before `server` exists: zeros until then.
+    server: ServerState | None = None
+    metrics = Metrics(lambda: _pool_stats(server), lambda: _group_commit(server))
+    server = ServerState(
+        settings=settings,
+        tokens=tokens,
+        metrics=metrics,
+        drain=drain or Drain(),
+        sse_slots=SseSlots(settings.max_sse_connections),
+        views=views if views is not None else DomainViews(),
+        served=store,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        drain.bind(asyncio.get_running_loop())
+        server.drain.bind(asyncio.get_running_loop())
         if drain_on_signals:
-            _chain_signal_handlers(drain)
+            _chain_signal_handlers(server.drain)
         async with contextlib.AsyncExitStack() as stack:
             served = store if store is not None else await stack.enter_async_context(open_store(settings))
-            app.state.store = served
+            server.served = served
             metrics.notifications.store = served
-            mount_examples(app, served, settings.examples)
+            mount_examples(app, server, settings.examples)
             stop = asyncio.Event()
             monitor = asyncio.create_task(
                 watch_database(served, metrics, settings.monitor_interval, stop), name="ilji-db-monitor"
@@ -254,57 +245,33 @@ def create_app(
         version=ilji.__version__,
         summary="An event store on PostgreSQL: append, read, and follow streams over HTTP.",
         lifespan=lifespan,
-        openapi_url=None,  # served below, behind the read role when tokens are configured
+        openapi_url=None,  # served by `docs_page`, behind the read role when tokens are configured
         docs_url=None,
         redoc_url=None,
         default_response_class=OrjsonResponse,
         **_telemetry_off(),
         generate_unique_id_function=route_operation_id,
     )
-    app.state.settings = settings
-    app.state.tokens = tokens
-    app.state.store = store
-    app.state.drain = drain
-    app.state.sse_slots = SseSlots(settings.max_sse_connections)
-    app.state.views = views if views is not None else DomainViews()
-    metrics = Metrics(
-        lambda: app.state.store.database if app.state.store is not None else None,
-        lambda: getattr(app.state.store, "group_commit", None),
-    )
-    app.state.metrics = metrics
+    app.state.server = server
     problems.install(app)
-    add_routes(app, auth=tokens.enabled)
-    add_projection_routes(app, auth=tokens.enabled)
-    add_lifecycle_routes(app, auth=tokens.enabled)
-    add_console_routes(app, auth=tokens.enabled)
+    # Straight onto the app's router, not with include_router(): FastAPI nests an included
+    # router as one route, which hides its routes' methods from a 405's `Allow` header
+    # (`problems._allowed_methods`), and would copy the plain append route into a Starlette
+    # route that does not name itself for the metrics label.
+    app.router.routes.append(append_routes.append_route)
+    for router in ROUTERS:
+        app.router.routes.extend(router.routes)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
             schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
             stream_path = schema["paths"].setdefault("/v1/streams/{stream}", {})
-            stream_path["post"] = append_operation(tokens.enabled)
+            stream_path["post"] = append_routes.append_operation(tokens.enabled)
             app.openapi_schema = finish(schema, auth=tokens.enabled, rate_limited=limits is not None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    @app.get("/", include_in_schema=False)
-    async def home(request: Request) -> Response:
-        # A first visit (a browser, `curl localhost:8000`) finds its way instead of a 404.
-        if "text/html" in request.headers.get("accept", ""):
-            items = "".join(f'<li><a href="{href}">{href}</a>: {what}</li>' for href, what in HOME_LINKS)
-            page = f"<!doctype html><title>Ilji</title><h1>Ilji {ilji.__version__}</h1><ul>{items}</ul>"
-            return HTMLResponse(page)
-        return OrjsonResponse(
-            {"name": "ilji", "version": ilji.__version__, "links": {href: what for href, what in HOME_LINKS}}
-        )
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require(Role.READ))])
-    async def openapi_json(request: Request) -> Response:
-        return OrjsonResponse(openapi())
-
-    add_docs_routes(app, openapi)
 
     # The last added middleware runs first: metrics see every answer, including a 413 or 429.
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit, timeout=settings.body_timeout)
@@ -317,3 +284,14 @@ def create_app(
         app.add_middleware(RateLimitMiddleware, limits=limits, tokens=tokens, metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics, log_requests=settings.access_log)
     return app
+
+
+def _pool_stats(server: ServerState | None) -> dict[str, int]:
+    # No statistics (zeros) before the store is open.
+    if server is None or server.served is None:
+        return {}
+    return server.served.database.stats()
+
+
+def _group_commit(server: ServerState | None) -> GroupCommitter | None:
+    return server.served.group_commit if server is not None and server.served is not None else None
