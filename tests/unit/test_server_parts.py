@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from ilji.app.views import DomainViews
 from starlette.testclient import TestClient
 
+from ilji.app import DomainViews
 from ilji.domain.decider import CommandRejected
 from ilji.domain.errors import StoreUnavailable, ValidationError, WrongExpectedVersion
 from ilji.domain.events import EXISTS, MAX_SAFE_POSITION

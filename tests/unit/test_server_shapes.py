@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from ilji.app.views import Change
 from pydantic import BaseModel
 
+from ilji.app.time_travel import StateChange
 from ilji.domain.events import RecordedEvent
 from ilji.domain.shapes import to_json
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, WorkerStatus
@@ -74,7 +74,7 @@ CASES: dict[str, tuple[type[BaseModel], Callable[[], dict[str, Any]]]] = {
     "stream lifecycle": (StreamLifecycleOut, lambda: lifecycle_json(LIFECYCLE)),
     "stream listing": (StreamList, lambda: listing_json(LISTING)),
     "store stats": (StatsOut, lambda: stats_json(STATS, 60)),
-    "change": (ChangeOut, lambda: to_json(Change(("seats", 0), "changed", 1, 2))),
+    "change": (ChangeOut, lambda: to_json(StateChange(("seats", 0), "changed", 1, 2))),
     "event": (EventOut, lambda: event_json(EVENT)),
 }
 

@@ -1,7 +1,7 @@
 """The JSON the API answers about projections, stream lifecycles and the store's catalog.
 
 Each concept is one dataclass of the layer that owns it (`ilji.projections.admin`,
-`ilji.store.lifecycle`, `ilji.store.catalog`, `ilji.app.views`), serialised by
+`ilji.store.lifecycle`, `ilji.store.catalog`, `ilji.app.time_travel`), serialised by
 `ilji.domain.shapes.to_json` (times in UTC with a `Z`), less the fields the URL already says
 or plus the totals a status shows. The pydantic models here describe those bodies in the
 OpenAPI document; tests/unit/test_server_shapes.py holds each model to the JSON built
