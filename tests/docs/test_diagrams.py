@@ -26,9 +26,9 @@ render = load_renderer()
 SOURCES = render.sources()
 
 
-def test_there_are_three_diagrams_in_each_language() -> None:
+def test_there_are_four_diagrams_in_each_language() -> None:
     names = {source.name for source in SOURCES}
-    for diagram in ("dataflow", "deployment", "ordering"):
+    for diagram in ("dataflow", "deployment", "modules", "ordering"):
         assert {f"{diagram}.en.dot", f"{diagram}.ko.dot"} <= names
     svgs = {p.name for p in render.OUT.glob("*.svg")}
     expected = {render.svg_path(source).name for source in SOURCES}
