@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from ilji.app.time_travel import StateChange
 from ilji.domain.events import RecordedEvent
-from ilji.domain.shapes import to_json
+from ilji.domain.shapes import event_json, to_json
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, WorkerStatus
-from ilji.server.models import EventOut, event_json
+from ilji.server.models import EventOut
 from ilji.server.response_models import (
     ChangeOut,
     ParkedEventOut,

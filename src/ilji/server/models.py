@@ -1,7 +1,7 @@
 """The JSON shapes of the HTTP API, as pydantic models: they validate requests and document responses.
 
-Responses are built as plain dicts by `event_json` and friends (orjson serialises them without
-a pydantic round trip); the response models here exist for the OpenAPI document, and the
+Responses are built as plain dicts by `ilji.domain.shapes` (orjson serialises them without a
+pydantic round trip); the response models here exist for the OpenAPI document, and the
 end-to-end tests check that the two agree.
 """
 
@@ -13,8 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
-from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION, RecordedEvent
-from ilji.domain.shapes import utc_text
+from ilji.domain.events import MAX_EVENTS_PER_APPEND, MAX_SAFE_POSITION
 from ilji.domain.validation import MAX_STREAM_NAME_LENGTH, MAX_TYPE_LENGTH
 from ilji.store.lifecycle import MAX_RETENTION_SECONDS
 
@@ -196,20 +195,6 @@ class RetentionIn(BaseModel):
         Annotated[StrictInt, Field(ge=1, le=MAX_RETENTION_SECONDS), BeforeValidator(_integral_float)] | None
     ) = Field(default=None, description="hide events recorded longer ago than this")
     max_count: _Count | None = Field(default=None, description="keep only each stream's newest events")
-
-
-def event_json(event: RecordedEvent) -> dict[str, Any]:
-    """An event as the JSON object of the HTTP API (the same shape `ilji read --json` prints)."""
-    return {
-        "id": str(event.id),
-        "stream": event.stream,
-        "version": event.version,
-        "position": event.position,
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata,
-        "recorded_at": utc_text(event.recorded_at),
-    }
 
 
 def component_schemas() -> dict[str, Any]:

@@ -15,10 +15,11 @@ from starlette.responses import Response
 
 from ilji.domain.errors import StreamNotFound, ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION, RecordedEvent
+from ilji.domain.shapes import event_json
 from ilji.domain.validation import validate_category, validate_stream_name
 from ilji.server import problem_docs
 from ilji.server.auth import Role, require
-from ilji.server.models import LogPage, StreamPage, event_json
+from ilji.server.models import LogPage, StreamPage
 from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import CategoryName, StreamName

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ilji.app.time_travel import StateHistory
-from ilji.domain.shapes import to_json, utc_text
+from ilji.domain.shapes import event_json, to_json, utc_text
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
-from ilji.server.models import EventOut, event_json
+from ilji.server.models import EventOut
 from ilji.store.catalog import StoreStats, StreamListing
 from ilji.store.lifecycle import StreamLifecycle
 

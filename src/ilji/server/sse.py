@@ -27,13 +27,13 @@ from starlette.types import Receive, Scope, Send
 
 from ilji.domain.errors import IljiError, StoreUnavailable, ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION, RecordedEvent, category_of
+from ilji.domain.shapes import event_json
 from ilji.domain.validation import validate_category
 from ilji.server.metrics import Metrics
-from ilji.server.models import event_json
 from ilji.server.problems import problem
 from ilji.store.postgres import PostgresEventStore
 
-log = logging.getLogger("ilji.server.sse")
+log = logging.getLogger(__name__)
 
 SSE_MEDIA_TYPE = "text/event-stream"
 
