@@ -13,7 +13,6 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from ilji.bootstrap import Runtime, Schema, migration_url
 from ilji.cli._common import DatabaseUrl, DataDir, JsonOutput, invalid, on_store, out, print_json, settings_of
-from ilji.cli._output import with_properties
 from ilji.domain.errors import StreamNotFound, ValidationError
 from ilji.settings import Settings
 from ilji.store.audit import Actor
@@ -40,7 +39,7 @@ def _lifecycle_command(
         if state.version == 0:
             raise StreamNotFound(state.stream)
         if json_output:
-            print_json(with_properties(state, "deleted", "first_visible_version"))
+            print_json(state.as_json())
             return
         hidden = min(state.first_visible_version - 1, state.version)
         status = "deleted" if state.deleted else "live"

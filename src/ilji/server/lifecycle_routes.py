@@ -24,7 +24,7 @@ from ilji.server.models import WRITABLE_STREAM_PATTERN, RetentionIn, TruncateReq
 from ilji.server.openapi import api_router
 from ilji.server.orjson_response import OrjsonResponse
 from ilji.server.paths import CategoryName
-from ilji.server.response_models import RetentionOut, StreamLifecycleOut, lifecycle_json
+from ilji.server.response_models import RetentionOut, StreamLifecycleOut
 from ilji.server.state import State
 from ilji.store.lifecycle import Retention
 
@@ -61,7 +61,7 @@ async def get_stream(server: State, stream: StreamName) -> Response:
     state = await server.store.stream_lifecycle(stream)
     if state.version == 0:
         raise StreamNotFound(stream)
-    return OrjsonResponse(lifecycle_json(state))
+    return OrjsonResponse(state.as_json())
 
 
 @router.post(
@@ -74,7 +74,7 @@ async def delete_stream(request: Request, server: State, stream: StreamName) -> 
     """Reads of the stream answer 404 and the global log leaves its events out; they stay
     stored. An append brings the stream back with the new events only; restore shows all."""
     state = await server.store.delete_stream(stream, actor=actor_of(request))
-    return OrjsonResponse(lifecycle_json(state))
+    return OrjsonResponse(state.as_json())
 
 
 @router.post(
@@ -86,7 +86,7 @@ async def delete_stream(request: Request, server: State, stream: StreamName) -> 
 async def restore_stream(request: Request, server: State, stream: StreamName) -> Response:
     """The events the delete hid are visible again (a stream that is not deleted is left as it is)."""
     state = await server.store.restore_stream(stream, actor=actor_of(request))
-    return OrjsonResponse(lifecycle_json(state))
+    return OrjsonResponse(state.as_json())
 
 
 @router.post(
@@ -100,7 +100,7 @@ async def truncate_stream(
 ) -> Response:
     """Versions below `before` are hidden from every read; `before: 1` shows them all again."""
     state = await server.store.truncate_stream(stream, body.before, actor=actor_of(request))
-    return OrjsonResponse(lifecycle_json(state))
+    return OrjsonResponse(state.as_json())
 
 
 @router.get(

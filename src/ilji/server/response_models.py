@@ -21,7 +21,6 @@ from ilji.domain.shapes import event_json, to_json, utc_text
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
 from ilji.server.models import EventOut
 from ilji.store.catalog import StoreStats, StreamListing
-from ilji.store.lifecycle import StreamLifecycle
 
 
 class PartitionOut(BaseModel):
@@ -161,11 +160,6 @@ class RetentionOut(BaseModel):
     max_count: int | None = Field(
         description="each stream keeps only its newest events (null: no count rule)"
     )
-
-
-def lifecycle_json(state: StreamLifecycle) -> dict[str, Any]:
-    """A stream's lifecycle as JSON (`StreamLifecycleOut`)."""
-    return {**state.as_json(), "deleted_at": to_json(state.deleted_at)}
 
 
 def _without(value: Any, *names: str) -> dict[str, Any]:

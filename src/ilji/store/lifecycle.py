@@ -15,6 +15,7 @@ from typing import Any
 
 from ilji.domain.errors import StreamDeleted, StreamNotFound, ValidationError
 from ilji.domain.events import MAX_SAFE_POSITION, NewEvent
+from ilji.domain.shapes import utc_text
 from ilji.domain.validation import validate_category, validate_stream_name
 
 #: The longest retention age accepted: a hundred years (in seconds).
@@ -72,7 +73,7 @@ class StreamLifecycle:
             "version": self.version,
             "deleted": self.deleted,
             "deleted_version": self.deleted_version,
-            "deleted_at": self.deleted_at.isoformat() if self.deleted_at else None,
+            "deleted_at": utc_text(self.deleted_at) if self.deleted_at else None,
             "truncate_before": self.truncate_before,
             "first_visible_version": self.first_visible_version,
         }
