@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from ilji.domain.errors import ValidationError
 from ilji.logs import configure_logging
 from ilji.projections.projection import Projection
-from ilji.projections.worker import Worker
+from ilji.projections.worker import Worker, store_options
+from ilji.store.postgres import PostgresEventStore
 
 log = logging.getLogger("ilji.projections")
 
@@ -73,20 +74,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     """Run a worker until SIGTERM or SIGINT."""
     projections = [p for spec in args.projection for p in load_projections(spec)]
-    worker = Worker(
+    store = await PostgresEventStore.open(
         args.database_url,
-        projections,
-        worker_id=args.worker_id,
-        lease_ttl=args.lease_ttl,
-        poll_interval=args.poll_interval,
+        **store_options(projections, lease_ttl=args.lease_ttl),
         listen_conninfo=args.listen_url,
         pooled=args.pooled,
         read_conninfo=args.read_url,
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: loop.create_task(worker.stop()))
-    await worker.run()
+    try:
+        worker = Worker(
+            store,
+            projections,
+            worker_id=args.worker_id,
+            lease_ttl=args.lease_ttl,
+            poll_interval=args.poll_interval,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: loop.create_task(worker.stop()))
+        await worker.run()
+    finally:
+        await store.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
