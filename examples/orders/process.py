@@ -31,7 +31,7 @@ log = logging.getLogger("examples.orders.process")
 
 
 class OrderCreditProcess:
-    """A `Projection` that turns OrderPlaced into ReserveCredit, and the answer into a decision."""
+    """An `InProcessProjection` that turns OrderPlaced into ReserveCredit, and the answer into a decision."""
 
     name = "orders_credit_process"
     types = events.names([OrderPlaced, CreditReserved, CreditLimitExceeded])

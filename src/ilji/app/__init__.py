@@ -9,7 +9,8 @@ The pieces, each in its own module:
   `handle_together` (several commands, one multi-stream append);
 - `aggregate`: the aggregate-class style on the same machinery;
 - `context`: command metadata (correlation, causation, user, time);
-- `processing`: the `Projection` interface and a simple in-process runner;
+- `processing`: `InProcessProjection` and its runner, `ProjectionRunner` (for read models in
+  PostgreSQL run by workers, see `ilji.projections`);
 - `testing`: given / when / then for deciders.
 """
 
@@ -19,8 +20,8 @@ from ilji.app.errors import EventFromNewerSchema, EventSchemaError, RegistryErro
 from ilji.app.model import AggregateType, DataclassStateCodec, SnapshotPolicy, StateCodec
 from ilji.app.processing import (
     CheckpointStore,
+    InProcessProjection,
     MemoryCheckpointStore,
-    Projection,
     ProjectionRunner,
     SilentDuringReplay,
     StreamCheckpointStore,
@@ -44,9 +45,9 @@ __all__ = [
     "EventRegistry",
     "EventSchemaError",
     "HistoryEntry",
+    "InProcessProjection",
     "Loaded",
     "MemoryCheckpointStore",
-    "Projection",
     "ProjectionRunner",
     "RegistryError",
     "Repository",
