@@ -16,7 +16,7 @@ from ilji.projections.metrics import PartitionMetrics
 
 
 def lease() -> Lease:
-    return Lease(token=7, position=100, partitions=1, acquired_at=0.0)
+    return Lease(token=7, position=100, partitions=1)
 
 
 def test_a_lease_in_good_standing_lets_the_runner_go_on() -> None:

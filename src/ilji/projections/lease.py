@@ -77,7 +77,6 @@ class Lease:
     token: int
     position: int
     partitions: int
-    acquired_at: float
     #: Why the lease is gone (then nothing may be committed).
     lost: str | None = None
     #: Why the runner should give it back.
@@ -212,7 +211,7 @@ class LeaseKeeper:
         if row is None:
             return None
         token, position, partitions = row
-        lease = Lease(token=token, position=position, partitions=partitions, acquired_at=time.monotonic())
+        lease = Lease(token=token, position=position, partitions=partitions)
         self._guard = {"timeout_ms": self._timeout_ms, "tag": f"{self._tag_prefix}{lease.token}"}
         m = self.metrics
         m.owned, m.fencing_token, m.position, m.status = True, lease.token, lease.position, "catching_up"

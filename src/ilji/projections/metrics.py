@@ -1,7 +1,7 @@
-"""What a partition runner counts: the numbers the server exports for each partition it runs.
+"""What a partition runner counts, for the application that runs a worker (`Worker.metrics()`).
 
 Only this process's view: the database's view of every partition (checkpoint, owner, lag) is
-`ilji.projections.admin.status`.
+`ilji.projections.admin.status`, which the server exports as the `ilji_projection_*` metrics.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ _RATE_WINDOW = 5.0
 
 @dataclass(slots=True)
 class PartitionMetrics:
-    """Counters of one partition runner in this process (the server exports them)."""
+    """Counters of one partition runner in this process (`Worker.metrics()`)."""
 
     projection: str
     version: int

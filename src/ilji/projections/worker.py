@@ -162,7 +162,7 @@ class Worker:
         self.cutovers = 0
 
     def metrics(self) -> list[PartitionMetrics]:
-        """Counters of every partition runner in this process (for /metrics)."""
+        """Counters of every partition runner in this process (see `PartitionMetrics`)."""
         return [runner.metrics for runner in self._runners.values()]
 
     def owned(self) -> list[tuple[str, int, int]]:
