@@ -317,3 +317,20 @@ def test_projection_code_failures_are_told_apart_once() -> None:
     unavailable = StoreUnavailable("down")
     assert outcome(unavailable) is unavailable
     asyncio.run(run_handler(Conn(), asyncio.sleep(0)))  # type: ignore[arg-type]
+
+
+def test_a_worker_given_a_url_says_how_to_give_it_a_store() -> None:
+    from ilji.projections import Worker
+
+    with pytest.raises(TypeError, match=r"PostgresEventStore\.open\(url, \*\*store_options"):
+        Worker("postgresql:///ilji", [Sample()])  # type: ignore[arg-type]
+
+
+def test_a_workers_store_has_connections_for_every_partition_and_a_rebuild() -> None:
+    from ilji.projections import store_options
+
+    four = type("Four", (Sample,), {"name": "four", "partitions": 4})()
+    options = store_options([Sample(), four], lease_ttl=2.5)
+    assert options == {"min_size": 1, "max_size": 3 * (1 + 4) * 2 + 4, "idle_in_transaction_timeout_ms": 5000}
+    many = type("Many", (Sample,), {"name": "many", "partitions": 64})()
+    assert store_options([many])["max_size"] == 100
