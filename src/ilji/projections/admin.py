@@ -25,7 +25,8 @@ from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
 from ilji.store import sql as store_sql
 from ilji.store.audit import Actor
-from ilji.store.postgres import Connection, PostgresEventStore
+from ilji.store.database import Connection
+from ilji.store.postgres import PostgresEventStore
 
 _STATUS = sql.load("status")
 # The store's query: it knows what a reader of the log may see (hidden events, $ streams).

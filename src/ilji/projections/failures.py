@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable
-from typing import Any
 
 import psycopg
 
 from ilji.domain.errors import IljiError, StoreUnavailable
 from ilji.projections.errors import LeaseLost
+from ilji.store.database import Connection
 
 #: SQLSTATE classes of a server or connection in trouble (not of a statement): connection
 #: exceptions, insufficient resources, operator intervention by shutdown (57P..), system errors.
@@ -57,7 +57,7 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | StoreUnavailable | OSError | LeaseLost)
 
 
-def handler_error_is_infrastructure(exc: BaseException, conn: psycopg.AsyncConnection[Any]) -> bool:
+def handler_error_is_infrastructure(exc: BaseException, conn: Connection) -> bool:
     """Whether an error raised by a handler (or `setup`) is infrastructure, judged by its origin.
 
     Infrastructure: the runner's connection broke (whatever the handler saw), the pool or the
@@ -115,7 +115,7 @@ class HandlerFailed(Exception):
         super().__init__(self.error)
 
 
-async def run_handler(conn: psycopg.AsyncConnection[Any], call: Awaitable[None]) -> None:
+async def run_handler(conn: Connection, call: Awaitable[None]) -> None:
     """Await projection code working on `conn`, and say whose fault a failure is.
 
     The handler's own failure raises `HandlerFailed`; an infrastructure failure (see
