@@ -69,7 +69,6 @@ class PartitionRunner:
         self.projection = projection
         self.version = version
         self.partition = partition
-        self.worker_id = worker_id
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.metrics = PartitionMetrics(projection.name, version, partition)
