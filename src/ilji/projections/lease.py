@@ -122,7 +122,7 @@ class Fenced:
     conn: Connection
     keeper: LeaseKeeper
     lease: Lease
-    #: Where `advance` moved the checkpoint, and how many events that applied.
+    #: (last position, events applied, status) once `advance` ran; None: the fence is fence.sql.
     advanced: tuple[int, int, str] | None = None
     #: True once the transaction committed.
     committed: bool = False
