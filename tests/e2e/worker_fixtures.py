@@ -25,7 +25,7 @@ import psycopg
 from psycopg import sql
 
 from ilji import NewEvent, PostgresEventStore, RecordedEvent
-from ilji.projections import Context, Projection, Worker
+from ilji.projections import Context, Projection, Worker, store_options
 from ilji.projections.projection import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -359,3 +359,24 @@ async def running(worker: Worker) -> AsyncIterator[Worker]:
     finally:
         await worker.stop()
         await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def worker_store(
+    url: str, projections: Sequence[Projection], *, lease_ttl: float = 5.0, **settings: Any
+) -> AsyncIterator[PostgresEventStore]:
+    """A store for a worker of `projections`, with the pool `ilji worker` gives it; closed afterwards."""
+    options = store_options(projections, lease_ttl=lease_ttl)
+    async with await PostgresEventStore.open(url, **options, **settings) as store:
+        yield store
+
+
+@contextlib.asynccontextmanager
+async def running_on(url: str, projections: Sequence[Projection], **options: Any) -> AsyncIterator[Worker]:
+    """Run a `Worker` of `projections` on a store of its own for the block (see `running`)."""
+    lease_ttl = options.get("lease_ttl", 5.0)
+    async with (
+        worker_store(url, projections, lease_ttl=lease_ttl) as store,
+        running(Worker(store, projections, **options)) as worker,
+    ):
+        yield worker

@@ -17,7 +17,15 @@ from psycopg import sql
 from ilji import NewEvent, PostgresEventStore, RecordedEvent
 from ilji.app import MemoryCheckpointStore, ProjectionRunner, Repository
 from ilji.app.personal import ERASED_KEY, PersonalData, PersonalDataStore, erased_fields, is_envelope
-from ilji.projections import Context, Projection, Worker, rebuild_progress, request_rebuild, wait_for_position
+from ilji.projections import (
+    Context,
+    Projection,
+    Worker,
+    rebuild_progress,
+    request_rebuild,
+    store_options,
+    wait_for_position,
+)
 from ilji.projections.projection import Connection
 from ilji.store.subject_keys import ForgottenSubject, PostgresKeyStore, SubjectForgotten, SubjectKey
 from tests.unit.test_personal_data import (
@@ -117,9 +125,11 @@ async def test_a_forgotten_subject_is_unreadable_everywhere_and_every_event_stil
     before = {s: await world.pg.read_stream(s) for s in streams}
 
     # An ilji.projections worker builds its read model while both customers are readable.
+    projections = [DirectoryTable(world.personal)]
+    worker_db = await PostgresEventStore.open(database_url, **store_options(projections, lease_ttl=2))
     worker = Worker(
-        database_url,
-        [DirectoryTable(world.personal)],
+        worker_db,
+        projections,
         worker_id="w",
         lease_ttl=2,
         poll_interval=0.1,
@@ -207,6 +217,7 @@ async def test_a_forgotten_subject_is_unreadable_everywhere_and_every_event_stil
     finally:
         await worker.stop()
         await asyncio.wait_for(run, 15)
+        await worker_db.close()
 
     # (4) Every event still replays: same ids, versions and positions; non-personal fields as
     # stored; each decodes to its typed event; only the personal fields differ.

@@ -19,7 +19,6 @@ from ilji.projections import (
     Projection,
     ProjectionNotFound,
     WaitTimeout,
-    Worker,
     list_parked,
     pause,
     replay_parked,
@@ -31,7 +30,7 @@ from ilji.projections.admin import reached
 from ilji.projections.runner import PartitionRunner
 from ilji.projections.worker import register
 from ilji.store.follow import Listener
-from tests.e2e.worker_fixtures import append_events, ledger, running, verify_ledger
+from tests.e2e.worker_fixtures import append_events, ledger, running_on, verify_ledger
 
 
 def prefix() -> str:
@@ -43,7 +42,7 @@ async def test_projection_applies_every_event_once_and_follows_live(
 ) -> None:
     name, pre = f"core_{uuid.uuid4().hex[:6]}", prefix()
     last = await append_events(store, 3000, prefix=pre)
-    async with running(Worker(database_url, [ledger(name)], worker_id="w1", lease_ttl=2, poll_interval=0.2)):
+    async with running_on(database_url, [ledger(name)], worker_id="w1", lease_ttl=2, poll_interval=0.2):
         await wait_for_position(store, name, last, timeout=20)
         # Live: an append shows up in the read model shortly after.
         result = await store.append(f"{pre}-live", [NewEvent("Tick", {})])
@@ -65,10 +64,10 @@ async def test_projection_applies_every_event_once_and_follows_live(
 async def test_restart_continues_from_the_checkpoint(store: PostgresEventStore, database_url: str) -> None:
     name, pre = f"restart_{uuid.uuid4().hex[:6]}", prefix()
     last = await append_events(store, 500, prefix=pre)
-    async with running(Worker(database_url, [ledger(name)], worker_id="a", lease_ttl=2)):
+    async with running_on(database_url, [ledger(name)], worker_id="a", lease_ttl=2):
         await wait_for_position(store, name, last, timeout=10)
     last = await append_events(store, 500, prefix=pre)
-    async with running(Worker(database_url, [ledger(name)], worker_id="b", lease_ttl=2)):
+    async with running_on(database_url, [ledger(name)], worker_id="b", lease_ttl=2):
         await wait_for_position(store, name, last, timeout=10)
     assert verify_ledger(database_url, name, prefix=pre)["events"] == 1000
 
@@ -102,11 +101,11 @@ async def test_stale_owner_cannot_commit_after_a_takeover(
     old = PartitionRunner(store, listener, projection, version=1, partition=0, worker_id="old", lease_ttl=60)
     new = PartitionRunner(store, listener, projection, version=1, partition=0, worker_id="new", lease_ttl=60)
     try:
-        lease_old = await old._acquire()
+        lease_old = await old.leases.acquire()
         assert lease_old is not None
         await old._setup(lease_old)
         # Nobody else can take a live lease.
-        assert await new._acquire() is None
+        assert await new.leases.acquire() is None
         # The old owner freezes past its lease (simulated by expiring it), a new owner takes over.
         async with store.database.connection() as conn:
             await conn.execute(
@@ -114,7 +113,7 @@ async def test_stale_owner_cannot_commit_after_a_takeover(
                 " WHERE projection = %s",
                 (name,),
             )
-        lease_new = await new._acquire()
+        lease_new = await new.leases.acquire()
         assert lease_new is not None and lease_new.token == lease_old.token + 1
         # The old owner wakes up and tries to commit a batch: rejected, nothing written.
         page = await store.read_category(pre, 0, 10)
@@ -152,7 +151,7 @@ async def test_expired_lease_nobody_took_may_still_commit(
         store, listener, projection, version=1, partition=0, worker_id="slow", lease_ttl=60
     )
     try:
-        lease = await runner._acquire()
+        lease = await runner.leases.acquire()
         assert lease is not None
         await runner._setup(lease)
         async with store.database.connection() as conn:
@@ -185,7 +184,7 @@ async def test_concurrent_acquirers_exactly_one_wins(store: PostgresEventStore, 
                 PartitionRunner(store, listener, projection, version=1, partition=0, worker_id=f"w{i}")
                 for i in range(8)
             ]
-            leases = await asyncio.gather(*(r._acquire() for r in runners))
+            leases = await asyncio.gather(*(r.leases.acquire() for r in runners))
             winners = [lease for lease in leases if lease is not None]
             assert len(winners) == 1
             async with store.database.connection() as conn:
@@ -200,10 +199,10 @@ async def test_poison_event_is_parked_others_flow_and_replay_applies_once(
     store: PostgresEventStore, database_url: str
 ) -> None:
     name, pre = f"poison_{uuid.uuid4().hex[:6]}", prefix()
-    worker = Worker(
-        database_url, [ledger(name, batch_size=50)], worker_id="w", lease_ttl=1.5, poll_interval=0.1
-    )
-    async with running(worker):
+    projections = [ledger(name, batch_size=50)]
+    async with running_on(
+        database_url, projections, worker_id="w", lease_ttl=1.5, poll_interval=0.1
+    ) as worker:
         await append_events(store, 120, streams=4, per_append=10, prefix=pre)
         bad = await store.append(f"{pre}-bad", [NewEvent("Tick", {"poison": name})])
         last = await append_events(store, 120, streams=4, per_append=10, prefix=pre)
@@ -264,7 +263,7 @@ async def test_stop_policy_fails_the_projection_until_resumed(
 ) -> None:
     name, pre = f"stop_{uuid.uuid4().hex[:6]}", prefix()
     projection = ledger(name, on_poison="stop", batch_size=20)
-    async with running(Worker(database_url, [projection], worker_id="w", lease_ttl=1.5, poll_interval=0.1)):
+    async with running_on(database_url, [projection], worker_id="w", lease_ttl=1.5, poll_interval=0.1):
         before = await append_events(store, 30, streams=3, per_append=10, prefix=pre)
         await store.append(f"{pre}-bad", [NewEvent("Tick", {"poison": name})])
         after = await append_events(store, 30, streams=3, per_append=10, prefix=pre)
@@ -290,7 +289,7 @@ async def test_pause_releases_the_lease_and_resume_continues(
     store: PostgresEventStore, database_url: str
 ) -> None:
     name, pre = f"pause_{uuid.uuid4().hex[:6]}", prefix()
-    async with running(Worker(database_url, [ledger(name)], worker_id="w", lease_ttl=1.0, poll_interval=0.1)):
+    async with running_on(database_url, [ledger(name)], worker_id="w", lease_ttl=1.0, poll_interval=0.1):
         last = await append_events(store, 50, prefix=pre)
         await wait_for_position(store, name, last, timeout=10)
         await pause(store, name)
@@ -340,7 +339,7 @@ async def test_filtered_projection_reaches_positions_of_events_it_does_not_read(
 ) -> None:
     name, pre = f"filter_{uuid.uuid4().hex[:6]}", prefix()
     projection = ledger(name, category=pre)
-    async with running(Worker(database_url, [projection], worker_id="w", lease_ttl=2, poll_interval=0.1)):
+    async with running_on(database_url, [projection], worker_id="w", lease_ttl=2, poll_interval=0.1):
         last = await append_events(store, 40, prefix=pre)
         await wait_for_position(store, name, last, timeout=10)
         other = await store.append(f"other{uuid.uuid4().hex[:6]}-1", [NewEvent("Tick", {})])
@@ -354,7 +353,7 @@ async def test_a_position_whose_event_was_hidden_before_it_was_read_is_reached(
 ) -> None:
     name, pre = f"hidden_{uuid.uuid4().hex[:6]}", prefix()
     projection = ledger(name, category=pre)
-    async with running(Worker(database_url, [projection], worker_id="w", lease_ttl=2, poll_interval=0.1)):
+    async with running_on(database_url, [projection], worker_id="w", lease_ttl=2, poll_interval=0.1):
         last = await append_events(store, 5, prefix=pre)
         await wait_for_position(store, name, last, timeout=10)
         await pause(store, name)
@@ -386,9 +385,14 @@ async def test_a_registered_projection_without_partitions_yet_has_a_status(store
 
 async def test_partitions_are_shared_between_workers(store: PostgresEventStore, database_url: str) -> None:
     name, pre = f"parts_{uuid.uuid4().hex[:6]}", prefix()
-    w1 = Worker(database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w1", lease_ttl=1.5)
-    w2 = Worker(database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w2", lease_ttl=1.5)
-    async with running(w1), running(w2):
+    async with (
+        running_on(
+            database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w1", lease_ttl=1.5
+        ) as w1,
+        running_on(
+            database_url, [ledger(name, partitions=4, batch_size=100)], worker_id="w2", lease_ttl=1.5
+        ) as w2,
+    ):
         last = await append_events(store, 2000, streams=50, prefix=pre)
         await wait_for_position(store, name, last, timeout=20)
 
@@ -424,7 +428,7 @@ async def test_a_failing_setup_fails_the_partition_instead_of_looping(
             await conn.execute("CREATE TABLE broken (")
 
     broken = type("B", (Broken,), {"name": name})()
-    async with running(Worker(database_url, [broken], worker_id="w", lease_ttl=1.5, poll_interval=0.1)):
+    async with running_on(database_url, [broken], worker_id="w", lease_ttl=1.5, poll_interval=0.1):
 
         async def failed() -> bool:
             items = await status(store)

@@ -23,7 +23,6 @@ from ilji.projections import (
     Connection,
     Context,
     Projection,
-    Worker,
     list_parked,
     register,
     replay_parked,
@@ -33,7 +32,7 @@ from ilji.projections import (
 )
 from ilji.server.metrics import _ProjectionCollector
 from ilji.server.response_models import projection_json
-from tests.e2e.worker_fixtures import append_events, ledger, running, verify_ledger
+from tests.e2e.worker_fixtures import append_events, ledger, running_on, verify_ledger
 
 
 async def until(predicate: Callable[[], Any], within: float = 20.0) -> None:
@@ -68,13 +67,12 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
     name, pre = f"split_{uuid.uuid4().hex[:6]}", f"s{uuid.uuid4().hex[:8]}"
     last = await append_events(store, 60, streams=20, per_append=3, prefix=pre)
     options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
-    async with running(Worker(database_url, [ledger(name)], worker_id="one", **options)):  # type: ignore[arg-type]
+    async with running_on(database_url, [ledger(name)], worker_id="one", **options):
         await wait_for_position(store, name, last, timeout=20)
     assert await checkpoints(database_url, name) == [(1, 0, 1, 60)]
 
     # The same version with another count: refused, and nothing of version 1 changes.
-    four = Worker(database_url, [ledger(name, partitions=4)], worker_id="four", **options)  # type: ignore[arg-type]
-    async with running(four):
+    async with running_on(database_url, [ledger(name, partitions=4)], worker_id="four", **options):
 
         async def refused_or_split() -> bool:
             if len(await checkpoints(database_url, name)) > 1:
@@ -120,7 +118,7 @@ async def test_another_partition_count_for_an_existing_version_is_refused(
     # Changing the count is a new version: built beside version 1, whose rows it never touches.
     last = await append_events(store, 40, streams=20, per_append=2, prefix=pre)
     v2 = ledger(name, partitions=4, version=2)
-    async with running(Worker(database_url, [v2], worker_id="v2", **options)):  # type: ignore[arg-type]
+    async with running_on(database_url, [v2], worker_id="v2", **options):
 
         async def cut_over() -> bool:
             (st,) = await status(store, name)
@@ -170,7 +168,7 @@ async def test_parked_events_of_a_dollar_category_can_be_replayed(
     projection = Lifecycle(name, stream)
     await store.append(stream, [NewEvent("Tick", {})])
     options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
-    async with running(Worker(database_url, [projection], worker_id="w", **options)):  # type: ignore[arg-type]
+    async with running_on(database_url, [projection], worker_id="w", **options):
         await store.delete_stream(stream)
 
         async def parked() -> bool:
@@ -230,7 +228,7 @@ async def test_operational_errors_of_the_handler_are_parked_lost_connections_ret
     await store.append(f"{category}-a", [NewEvent("Tick", {}), NewEvent("Tick", {"timeout": True})])
     result = await store.append(f"{category}-b", [NewEvent("Tick", {"drop": True}), NewEvent("Tick", {})])
     options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
-    async with running(Worker(database_url, [projection], worker_id="w", **options)):  # type: ignore[arg-type]
+    async with running_on(database_url, [projection], worker_id="w", **options):
         await wait_for_position(store, name, result.last_position, timeout=30)
     (parked,) = await list_parked(store, name)
     assert parked.stream == f"{category}-a" and parked.attempts == 2
@@ -268,7 +266,7 @@ async def test_parked_errors_keep_no_row_data_and_retired_versions_keep_none(
     await store.append(f"{category}-1", [NewEvent("Joined", {"email": "alice@example.com"})])
     result = await store.append(f"{category}-2", [NewEvent("Joined", {"email": "alice@example.com"})])
     options = {"lease_ttl": 1.5, "poll_interval": 0.1, "control_interval": 0.1}
-    async with running(Worker(database_url, [People(name, category)], worker_id="w", **options)):  # type: ignore[arg-type]
+    async with running_on(database_url, [People(name, category)], worker_id="w", **options):
         await wait_for_position(store, name, result.last_position, timeout=20)
         (parked,) = await list_parked(store, name)
         assert "alice" not in parked.error and "DETAIL" not in parked.error, parked.error

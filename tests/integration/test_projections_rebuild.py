@@ -16,6 +16,7 @@ from ilji.projections import (
     rebuild_progress,
     request_rebuild,
     status,
+    store_options,
     wait_for_position,
 )
 from tests.e2e.worker_fixtures import append_events, ledger, verify_ledger
@@ -35,9 +36,11 @@ async def test_rebuild_under_appends_cuts_over_without_gaps_or_duplicates(
 ) -> None:
     name, pre = f"rb_{uuid.uuid4().hex[:6]}", f"rb{uuid.uuid4().hex[:8]}"
     await append_events(store, 15_000, streams=100, per_append=50, prefix=pre)
+    projections = [ledger(name, batch_size=500)]
+    worker_db = await PostgresEventStore.open(database_url, **store_options(projections, lease_ttl=1.5))
     worker = Worker(
-        database_url,
-        [ledger(name, batch_size=500)],
+        worker_db,
+        projections,
         worker_id="w",
         lease_ttl=1.5,
         poll_interval=0.1,
@@ -96,6 +99,7 @@ async def test_rebuild_under_appends_cuts_over_without_gaps_or_duplicates(
         await asyncio.gather(*tasks, return_exceptions=True)
         await worker.stop()
         await run
+        await worker_db.close()
     summary = verify_ledger(database_url, name, version=2, prefix=pre)
     assert summary["events"] > 15_000
     versions = [v for v, _ in reads]

@@ -27,7 +27,7 @@ from ilji.store.migrate import migrate, regrant_app_roles
 from ilji.store.roles import grant_app_role
 from ilji.store.snapshots import PostgresSnapshotStore, Snapshot
 from ilji.store.subject_keys import PostgresKeyStore
-from tests.e2e.worker_fixtures import ledger
+from tests.e2e.worker_fixtures import ledger, worker_store
 
 
 @dataclass(frozen=True)
@@ -127,13 +127,14 @@ async def test_the_app_role_runs_the_store_snapshots_subject_keys_and_a_projecti
         # A projection worker as the app role: leases, checkpoints, heartbeats, and its
         # read-model tables created in the schema named like the role ("$user" on the path).
         name = f"roles_{uuid.uuid4().hex[:6]}"
-        worker = Worker(roles.app_url, [ledger(name)], worker_id="w1", lease_ttl=2, poll_interval=0.1)
-        task = asyncio.create_task(worker.run())
-        try:
-            await wait_for_position(store, name, result.last_position, timeout=30)
-        finally:
-            await worker.stop()
-            await asyncio.wait_for(task, 15)
+        async with worker_store(roles.app_url, [ledger(name)], lease_ttl=2) as worker_db:
+            worker = Worker(worker_db, [ledger(name)], worker_id="w1", lease_ttl=2, poll_interval=0.1)
+            task = asyncio.create_task(worker.run())
+            try:
+                await wait_for_position(store, name, result.last_position, timeout=30)
+            finally:
+                await worker.stop()
+                await asyncio.wait_for(task, 15)
     with psycopg.connect(roles.app_url, autocommit=True) as conn:
         where = conn.execute(
             "SELECT schemaname, tableowner FROM pg_tables WHERE tablename = %s", (f"{name}_applied_v1",)

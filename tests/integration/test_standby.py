@@ -21,7 +21,7 @@ import pytest
 
 from ilji import NewEvent, PostgresEventStore, StoreUnavailable, ValidationError
 from ilji.embedded import ensure_database
-from ilji.projections import Worker
+from ilji.projections import Worker, store_options
 from ilji.server.factory import create_app
 from ilji.settings import Settings
 from ilji.store.migrate import migrate
@@ -150,7 +150,9 @@ async def test_a_worker_reads_the_log_from_the_standby_and_writes_on_the_primary
     async with await PostgresEventStore.open(url, max_size=4) as store:
         last = await append_events(store, 300, streams=10, per_append=5, prefix="stby")
     projection = ledger("standby_ledger", batch_size=50)
-    worker = Worker(url, [projection], worker_id="standby", lease_ttl=2, read_conninfo=standby.url("ilji"))
+    options = store_options([projection], lease_ttl=2)
+    worker_db = await PostgresEventStore.open(url, **options, read_conninfo=standby.url("ilji"))
+    worker = Worker(worker_db, [projection], worker_id="standby", lease_ttl=2)
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(600):
@@ -158,9 +160,10 @@ async def test_a_worker_reads_the_log_from_the_standby_and_writes_on_the_primary
                 break
             await asyncio.sleep(0.05)
         # The runner's pages came from the standby's pool, its writes from the primary's.
-        assert worker.store is not None and worker.store.reader is not worker.store
+        assert worker.store.reader is not worker.store
         assert worker.store.reader.database.stats().get("requests_num", 0) > 0
     finally:
         await worker.stop()
         await task
+        await worker_db.close()
     assert verify_ledger(url, "standby_ledger", prefix="stby")["events"] == 300

@@ -1,4 +1,4 @@
-"""The Projection interface, the in-process runner, checkpoints and silent replays."""
+"""The InProcessProjection interface, its runner, checkpoints and silent replays."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from ilji import MemoryEventStore, NewEvent, WrongExpectedVersion
 from ilji.app import (
+    InProcessProjection,
     MemoryCheckpointStore,
-    Projection,
     ProjectionRunner,
     SilentDuringReplay,
     StreamCheckpointStore,
@@ -48,7 +48,7 @@ async def fill(store: MemoryEventStore, *types: str, stream: str = "thing-1") ->
 
 async def test_catch_up_resumes_from_the_checkpoint() -> None:
     store, checkpoints, counter = MemoryEventStore(), MemoryCheckpointStore(), Counter()
-    assert isinstance(counter, Projection)
+    assert isinstance(counter, InProcessProjection)
     runner = ProjectionRunner(store, counter, checkpoints, batch_size=2)
     await fill(store, "A", "B", "Ping")
     assert await runner.catch_up() == 3

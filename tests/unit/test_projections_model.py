@@ -16,8 +16,8 @@ from ilji.cli.worker import load_projections
 from ilji.projections import Context, PartitionStatus, Projection, ProjectionStatus, partition_of
 from ilji.projections.admin import _partition_state
 from ilji.projections.failures import is_infrastructure_error
+from ilji.projections.metrics import Rate
 from ilji.projections.projection import retry_delay, validate_projection
-from ilji.projections.runner import _Rate
 
 
 class Sample(Projection):
@@ -111,7 +111,7 @@ def test_infrastructure_errors_are_not_poison() -> None:
 
 
 def test_rate_counts_events_per_second() -> None:
-    rate = _Rate()
+    rate = Rate()
     assert rate.add(500) == pytest.approx(100.0)  # one sample: spread over the window
     assert rate.add(500) > 0
 
@@ -279,3 +279,51 @@ def test_stored_error_texts_keep_no_values() -> None:
     assert describe_error(RuntimeError(kept)) == f"RuntimeError: {kept}"
     assert len(describe_error(ValueError("x" * 1000))) == MAX_ERROR_LENGTH
     assert describe_error(ValueError()) == "ValueError"
+
+
+def test_projection_code_failures_are_told_apart_once() -> None:
+    import psycopg
+
+    from ilji import StoreUnavailable
+    from ilji.projections.failures import HandlerFailed, run_handler
+
+    class Conn:
+        broken = False
+        closed = False
+
+    async def raising(exc: BaseException) -> None:
+        raise exc
+
+    def outcome(exc: BaseException) -> BaseException:
+        try:
+            asyncio.run(run_handler(Conn(), raising(exc)))  # type: ignore[arg-type]
+        except Exception as raised:
+            return raised
+        raise AssertionError("run_handler swallowed the error")
+
+    bug = outcome(ValueError("no seat for bob@example.com"))
+    assert isinstance(bug, HandlerFailed) and bug.error == "ValueError: no seat for …"
+    timeout = outcome(psycopg.errors.QueryCanceled("canceling statement due to statement timeout"))
+    assert isinstance(timeout, HandlerFailed), "the handler's own statement timeout counts as an attempt"
+    gone = outcome(psycopg.errors.AdminShutdown("terminating connection due to administrator command"))
+    assert isinstance(gone, StoreUnavailable) and "administrator command" in str(gone)
+    unavailable = StoreUnavailable("down")
+    assert outcome(unavailable) is unavailable
+    asyncio.run(run_handler(Conn(), asyncio.sleep(0)))  # type: ignore[arg-type]
+
+
+def test_a_worker_given_a_url_says_how_to_give_it_a_store() -> None:
+    from ilji.projections import Worker
+
+    with pytest.raises(TypeError, match=r"PostgresEventStore\.open\(url, \*\*store_options"):
+        Worker("postgresql:///ilji", [Sample()])  # type: ignore[arg-type]
+
+
+def test_a_workers_store_has_connections_for_every_partition_and_a_rebuild() -> None:
+    from ilji.projections import store_options
+
+    four = type("Four", (Sample,), {"name": "four", "partitions": 4})()
+    options = store_options([Sample(), four], lease_ttl=2.5)
+    assert options == {"min_size": 1, "max_size": 3 * (1 + 4) * 2 + 4, "idle_in_transaction_timeout_ms": 5000}
+    many = type("Many", (Sample,), {"name": "many", "partitions": 64})()
+    assert store_options([many])["max_size"] == 100

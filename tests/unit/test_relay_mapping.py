@@ -14,7 +14,7 @@ import pytest
 from ilji import RecordedEvent
 from ilji.projections.runner import is_infrastructure_error
 from ilji.relay import BrokerUnavailable, IntegrationEvents, MappingError, PublishRejected
-from ilji.relay.broker import translate
+from ilji.relay.broker import broker_error
 
 
 def event(type_: str, data: dict[str, Any], stream: str = "conference-7", **metadata: Any) -> RecordedEvent:
@@ -153,7 +153,7 @@ def test_bad_declarations_are_refused(call: Any, words: str) -> None:
     ],
 )
 def test_broker_errors_are_translated_once(exc: Exception, kind: type[Exception]) -> None:
-    translated = translate(exc)
+    translated = broker_error(exc)
     assert isinstance(translated, kind)
     # The projections runner retries infrastructure errors forever and parks the others.
     assert is_infrastructure_error(translated) == (kind is BrokerUnavailable)

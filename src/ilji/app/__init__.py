@@ -9,7 +9,8 @@ The pieces, each in its own module:
   `handle_together` (several commands, one multi-stream append);
 - `aggregate`: the aggregate-class style on the same machinery;
 - `context`: command metadata (correlation, causation, user, time);
-- `processing`: the `Projection` interface and a simple in-process runner;
+- `processing`: `InProcessProjection` and its runner, `ProjectionRunner` (for read models in
+  PostgreSQL run by workers, see `ilji.projections`);
 - `personal`: personal data encrypted per subject, forgotten by deleting its key;
 - `time_travel`: a stream shown as the state after each of its events (the console's view).
 
@@ -30,8 +31,8 @@ from ilji.app.personal import (
 )
 from ilji.app.processing import (
     CheckpointStore,
+    InProcessProjection,
     MemoryCheckpointStore,
-    Projection,
     ProjectionRunner,
     SilentDuringReplay,
     StreamCheckpointStore,
@@ -59,13 +60,13 @@ __all__ = [
     "EventRegistry",
     "EventSchemaError",
     "HistoryEntry",
+    "InProcessProjection",
     "Loaded",
     "MemoryCheckpointStore",
     "Personal",
     "PersonalData",
     "PersonalDataError",
     "PersonalDataStore",
-    "Projection",
     "ProjectionRunner",
     "RegistryError",
     "Repository",

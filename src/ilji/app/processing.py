@@ -1,13 +1,17 @@
-"""Read models and process managers behind one small interface, and a simple in-process runner.
+"""In-process projections: read models and process managers fed by a runner in this process.
 
-A `Projection` has a `name` and an async `handle(event)`. A `ProjectionRunner` feeds it the
-global log (optionally one category, or some event types) from its last checkpoint, saving the
-checkpoint after each page. Delivery is at least once: after a crash between `handle` and the
-checkpoint, events are handled again, so projections must be idempotent (skip what they have
-seen, or rely on deciders that treat a repeated command as done).
+An `InProcessProjection` has a `name` and an async `handle(event)`. A `ProjectionRunner` feeds
+it the global log (optionally one category, or some event types) from its last checkpoint,
+saving the checkpoint after each page. Delivery is at least once: after a crash between
+`handle` and the checkpoint, events are handled again, so projections must be idempotent (skip
+what they have seen, or rely on deciders that treat a repeated command as done).
 
-This is deliberately small: the projections package will provide subscriptions, consumer
-groups and stored checkpoints; domains written against `Projection` move there unchanged.
+Which projection to write: an `InProcessProjection` for a read model held in memory, a process
+manager that issues commands, or a test; it needs no table and runs wherever its runner runs.
+For a read model in PostgreSQL tables, applied exactly once, shared by several processes and
+rebuilt without downtime, write an `ilji.projections.Projection` and run it in a worker. The
+contracts differ (a worker's `handle` gets the connection of the transaction that also moves
+its checkpoint, and a `Context`), so moving code from here to there means rewriting its handler.
 
 Replays: `ProjectionRunner.rebuild()` resets a projection and handles the whole log again with
 `is_replaying()` true, so gateways to the outside world (wrapped in `SilentDuringReplay`) stay
@@ -25,7 +29,7 @@ from ilji.domain.events import NewEvent, RecordedEvent
 from ilji.store.audit import CHECKPOINT_CATEGORY
 from ilji.store.port import EventStore, SystemStreamStore
 
-log = logging.getLogger("ilji.app.processing")
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -42,8 +46,8 @@ def is_replaying() -> bool:
 
 
 @runtime_checkable
-class Projection(Protocol):
-    """Something that reacts to events: a read model, or a process manager issuing commands."""
+class InProcessProjection(Protocol):
+    """Something that reacts to events in this process: a read model, or a process manager."""
 
     name: str
 
@@ -137,12 +141,12 @@ class StreamCheckpointStore:
 
 
 class ProjectionRunner:
-    """Feeds one projection the global log from its checkpoint, in order, in this process."""
+    """Feeds one `InProcessProjection` the global log from its checkpoint, in order, in this process."""
 
     def __init__(
         self,
         store: EventStore,
-        projection: Projection,
+        projection: InProcessProjection,
         checkpoints: CheckpointStore,
         *,
         category: str | None = None,

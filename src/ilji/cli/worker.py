@@ -31,7 +31,7 @@ from ilji.cli._common import (
 )
 from ilji.domain.errors import ValidationError
 from ilji.logs import configure_logging
-from ilji.projections import Projection, Worker
+from ilji.projections import Projection, Worker, store_options
 from ilji.settings import Settings
 
 
@@ -57,14 +57,12 @@ def load_projections(spec: str) -> list[Projection]:
 def worker_settings(settings: Settings, projections: list[Projection]) -> Settings:
     """`settings` with a pool big enough for `projections` and a short idle-in-transaction
     timeout: the worker runs every partition on the one store the command opens."""
-    partitions = sum(p.partitions * 2 for p in projections)  # a rebuild doubles them
-    # A frozen worker's open transaction must not hold locks for long (see the projections'
-    # transaction_guard.sql; this is the session-wide default for other statements).
-    guard_ms = int(max(settings.lease_ttl * 2, 1.0) * 1000)
+    needs = store_options(projections, lease_ttl=settings.lease_ttl)
+    guard_ms = needs["idle_in_transaction_timeout_ms"]
     configured = settings.idle_in_transaction_timeout_ms  # 0: none
     return settings.model_copy(
         update={
-            "pool_max_size": max(settings.pool_max_size, min(3 * partitions + 4, 100)),
+            "pool_max_size": max(settings.pool_max_size, needs["max_size"]),
             "idle_in_transaction_timeout_ms": min(configured, guard_ms) if configured else guard_ms,
         }
     )

@@ -13,21 +13,19 @@ acts (the server passes the token's role and fingerprint, the CLI the OS user).
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
-from ilji.domain.errors import IljiError
 from ilji.projections import sql
 from ilji.projections.errors import ProjectionNotFound, WaitTimeout
 from ilji.store import sql as store_sql
 from ilji.store.audit import Actor, AdminResult
-from ilji.store.database import translate
-from ilji.store.postgres import Connection, PostgresEventStore
+from ilji.store.database import Connection
+from ilji.store.postgres import PostgresEventStore
 
 _STATUS = sql.load("status")
 # The store's query: it knows what a reader of the log may see (hidden events, $ streams).
@@ -195,29 +193,6 @@ class RebuildProgress:
     eta_seconds: float | None
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _ilji_errors(call: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Translate driver errors into Ilji errors, as the store does for its own calls.
-
-    These functions talk to the pool directly; without this a database outage would reach the
-    CLI and the server as a psycopg exception instead of `StoreUnavailable`.
-    """
-
-    @functools.wraps(call)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await call(*args, **kwargs)
-        except IljiError:
-            raise
-        except Exception as exc:
-            raise translate(exc) from exc
-
-    return wrapper
-
-
 def _partition_state(status: str, paused: bool, lease_live: bool) -> State:
     if status in ("failed", "retired"):
         return status  # type: ignore[return-value]
@@ -228,7 +203,6 @@ def _partition_state(status: str, paused: bool, lease_live: bool) -> State:
     return "running" if status == "running" else "catching_up"
 
 
-@_ilji_errors
 async def status(
     store: PostgresEventStore, name: str | None = None, *, all_versions: bool = False
 ) -> list[ProjectionStatus]:
@@ -319,7 +293,6 @@ async def status(
     return list(result.values())
 
 
-@_ilji_errors
 async def _declared(store: PostgresEventStore, name: str) -> ProjectionStatus:
     async with store.database.connection() as conn:
         cur = await conn.execute(_PROJECTION_DECLARED, {"name": name})
@@ -330,7 +303,6 @@ async def _declared(store: PostgresEventStore, name: str) -> ProjectionStatus:
     return ProjectionStatus(name, active, requested, paused, category, types)
 
 
-@_ilji_errors
 async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | None, bool]:
     async with store.database.connection() as conn:
         cur = await conn.execute(_PROJECTION_ROW, {"name": name})
@@ -340,7 +312,6 @@ async def _require(store: PostgresEventStore, name: str) -> tuple[int, int | Non
     return row[0], row[1], row[2]
 
 
-@_ilji_errors
 async def pause(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Pause a projection: its owners release their leases within a third of the lease TTL."""
 
@@ -353,7 +324,6 @@ async def pause(store: PostgresEventStore, name: str, *, actor: Actor | None = N
     await store.audited(actor or Actor.process(), "projection.pause", name, {}, body)
 
 
-@_ilji_errors
 async def resume(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> None:
     """Resume a paused projection, and restart partitions the stop policy failed."""
 
@@ -367,7 +337,6 @@ async def resume(store: PostgresEventStore, name: str, *, actor: Actor | None = 
     await store.audited(actor or Actor.process(), "projection.resume", name, {}, body)
 
 
-@_ilji_errors
 async def request_rebuild(store: PostgresEventStore, name: str, *, actor: Actor | None = None) -> int:
     """Ask workers to build the next version from position 0 and cut over; returns that version."""
 
@@ -382,7 +351,6 @@ async def request_rebuild(store: PostgresEventStore, name: str, *, actor: Actor 
     return version
 
 
-@_ilji_errors
 async def list_parked(
     store: PostgresEventStore,
     name: str | None = None,
@@ -399,7 +367,6 @@ async def list_parked(
     return [ParkedEvent(*row) for row in rows]
 
 
-@_ilji_errors
 async def replay_parked(
     store: PostgresEventStore,
     name: str,
@@ -428,7 +395,6 @@ async def replay_parked(
     return count
 
 
-@_ilji_errors
 async def reached(store: PostgresEventStore, name: str, position: int) -> bool:
     """True when the projection's serving version has dealt with everything up to `position`."""
     async with store.database.connection() as conn:
@@ -442,7 +408,6 @@ async def reached(store: PostgresEventStore, name: str, position: int) -> bool:
     return bool(done)
 
 
-@_ilji_errors
 async def wait_for_position(
     store: PostgresEventStore,
     name: str,

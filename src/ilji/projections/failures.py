@@ -7,6 +7,11 @@ can be either: a lost connection is infrastructure, a statement timeout or a loc
 available in the handler's query is the handler's. So a handler's error is judged by where it
 came from (`handler_error_is_infrastructure`), not by its class alone.
 
+Both judgements are made once, by `run_handler`, which every call of projection code (`setup`,
+`apply`, a replay) goes through: a failure of the handler's own becomes `HandlerFailed`, an
+infrastructure failure `StoreUnavailable`. It runs inside the runner's transaction, before the
+database seam (`ilji.store.database`) would translate a driver error without knowing whose it is.
+
 What is written down: a handler's error text ends up in `ilji.parked_events.error`, in the
 checkpoint row of a failed partition and in the worker's log, and any reader of the projection
 status sees it. PostgreSQL's DETAIL line quotes row data (`Key (email)=(alice@example.com)
@@ -17,12 +22,13 @@ in it are masked (`describe_error`).
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Awaitable
 
 import psycopg
 
-from ilji.domain.errors import StoreUnavailable
+from ilji.domain.errors import IljiError, StoreUnavailable
 from ilji.projections.errors import LeaseLost
+from ilji.store.database import Connection
 
 #: SQLSTATE classes of a server or connection in trouble (not of a statement): connection
 #: exceptions, insufficient resources, operator intervention by shutdown (57P..), system errors.
@@ -51,7 +57,7 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | StoreUnavailable | OSError | LeaseLost)
 
 
-def handler_error_is_infrastructure(exc: BaseException, conn: psycopg.AsyncConnection[Any]) -> bool:
+def handler_error_is_infrastructure(exc: BaseException, conn: Connection) -> bool:
     """Whether an error raised by a handler (or `setup`) is infrastructure, judged by its origin.
 
     Infrastructure: the runner's connection broke (whatever the handler saw), the pool or the
@@ -98,3 +104,30 @@ def describe_error(exc: BaseException) -> str:
     first = message.strip().splitlines()[0] if message.strip() else ""
     text = f"{type(exc).__name__}: {redact(first)}" if first else type(exc).__name__
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+class HandlerFailed(Exception):
+    """Projection code (`setup`, `apply`, `handle`) failed on its own: an attempt on the event."""
+
+    def __init__(self, cause: BaseException) -> None:
+        #: What Ilji stores and logs of the failure (`describe_error`).
+        self.error = describe_error(cause)
+        super().__init__(self.error)
+
+
+async def run_handler(conn: Connection, call: Awaitable[None]) -> None:
+    """Await projection code working on `conn`, and say whose fault a failure is.
+
+    The handler's own failure raises `HandlerFailed`; an infrastructure failure (see
+    `handler_error_is_infrastructure`) raises `StoreUnavailable`, which the runner retries
+    without counting an attempt. Translated here, not by the database seam: the seam cannot
+    know that a statement timeout came from the handler's query.
+    """
+    try:
+        await call
+    except Exception as exc:
+        if not handler_error_is_infrastructure(exc, conn):
+            raise HandlerFailed(exc) from exc
+        if isinstance(exc, IljiError):
+            raise
+        raise StoreUnavailable(f"the database failed under the projection: {describe_error(exc)}") from exc

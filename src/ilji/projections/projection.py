@@ -13,15 +13,14 @@ import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
-
-import psycopg
+from typing import ClassVar, Literal
 
 from ilji.domain.errors import ValidationError
 from ilji.domain.events import RecordedEvent
 
-Connection = psycopg.AsyncConnection[Any]
-"""The connection a handler writes with (inside the runner's transaction)."""
+# The connection a handler writes with, inside the runner's transaction: the store's own alias
+# (psycopg's AsyncConnection), re-exported as `ilji.projections.Connection`.
+from ilji.store.database import Connection as Connection
 
 PoisonPolicy = Literal["park", "stop"]
 """What to do with an event the handler keeps failing on: park it and go on, or stop."""

@@ -18,7 +18,7 @@ import time
 from ilji.projections import sql
 from ilji.store.postgres import PostgresEventStore
 
-log = logging.getLogger("ilji.projections")
+log = logging.getLogger(__name__)
 
 _LOCK = sql.load("cutover_lock")
 _FREEZE = sql.load("cutover_freeze")
@@ -41,7 +41,7 @@ async def cutover(
     Waits up to `wait` seconds (holding the serving version still) for the new version to
     reach the serving version's checkpoint; returns False, changing nothing, if it does not.
     """
-    async with store.database.connection() as conn, conn.transaction():
+    async with store.database.transaction() as conn:
         # Never wait long for a lock: the serving version's owner commits every batch, and a
         # cutover can simply be tried again.
         await conn.execute("SET LOCAL lock_timeout = '2s'")

@@ -27,8 +27,15 @@ Everything that decides ownership and exactly-once is a plain transaction: lease
 settings are `set_config(..., is_local => true)` and the setup lock is a transaction-level
 advisory lock, so nothing depends on a server session surviving between transactions
 (session advisory locks would: they end up held by, or released from, whichever client the
-pooler gives that session to next). Only LISTEN needs a session: pass `listen_conninfo` for a
-direct connection, or rely on polling (`poll_interval`; lower it, e.g. 0.1 s, if you do).
+pooler gives that session to next). Only LISTEN needs a session: open the store with
+`listen_conninfo` for a direct connection, or rely on polling (`poll_interval`; lower it, e.g.
+0.1 s, if you do).
+
+The store
+---------
+The caller opens the store and closes it after `run()` returned: where LISTEN goes, whether the
+URL is a pooler and which standby pages are read from are the store's settings
+(`PostgresEventStore.open`), and `store_options` gives the pool a worker needs.
 """
 
 from __future__ import annotations
@@ -36,23 +43,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict
 
 from ilji.domain.errors import ValidationError
 from ilji.projections import sql, versions
+from ilji.projections.balance import Balancer
 from ilji.projections.failures import is_infrastructure_error
+from ilji.projections.metrics import PartitionMetrics
 from ilji.projections.projection import Projection, validate_projection
 from ilji.projections.rebuild import cutover
-from ilji.projections.runner import PartitionMetrics, PartitionRunner
+from ilji.projections.runner import PartitionRunner
+from ilji.store.database import Connection
 from ilji.store.follow import Listener
-from ilji.store.postgres import Connection, PostgresEventStore
+from ilji.store.postgres import PostgresEventStore
+from ilji.store.wake import Backoff
 
-log = logging.getLogger("ilji.projections")
+log = logging.getLogger(__name__)
 
 _REGISTER = sql.load("register")
 _PROJECTION_ROW = sql.load("projection_row")
@@ -67,6 +77,31 @@ _LEAVE = sql.load("leave")
 def default_worker_id() -> str:
     """`host:pid:random`: unique per process, readable in `ilji projections status`."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class StoreOptions(TypedDict):
+    """Keyword arguments of `PostgresEventStore.open` for a worker's store (`store_options`)."""
+
+    min_size: int
+    max_size: int
+    idle_in_transaction_timeout_ms: int
+
+
+def store_options(projections: Sequence[Projection], *, lease_ttl: float = 5.0) -> StoreOptions:
+    """The pool a worker's store needs: `PostgresEventStore.open(url, **store_options(...))`.
+
+    Three connections per partition (applying a batch, renewing its lease, a replay or a
+    status query), twice the partitions for a rebuild running beside the serving version,
+    at most 100. And an idle-in-transaction timeout of twice the lease TTL, so that a frozen
+    worker's open transaction does not hold locks for long (transaction_guard.sql sets it for
+    the runner's own transactions; this is the default for the other statements).
+    """
+    partitions = sum(p.partitions * 2 for p in projections)
+    return StoreOptions(
+        min_size=1,
+        max_size=min(3 * partitions + 4, 100),
+        idle_in_transaction_timeout_ms=int(max(lease_ttl * 2, 1.0) * 1000),
+    )
 
 
 async def register(store: PostgresEventStore, projection: Projection) -> None:
@@ -85,21 +120,23 @@ async def register(store: PostgresEventStore, projection: Projection) -> None:
 
 
 class Worker:
-    """Runs projections until `stop()`; see the module docstring."""
+    """Runs projections on `store` until `stop()`; see the module docstring."""
 
     def __init__(
         self,
-        store: PostgresEventStore | str,
+        store: PostgresEventStore,
         projections: Sequence[Projection],
         *,
         worker_id: str | None = None,
         lease_ttl: float = 5.0,
         poll_interval: float = 1.0,
         control_interval: float = 1.0,
-        listen_conninfo: str | None = None,
-        pooled: bool = False,
-        read_conninfo: str | None = None,
     ) -> None:
+        if not isinstance(store, PostgresEventStore):
+            raise TypeError(
+                f"Worker needs an open PostgresEventStore, not {type(store).__name__}: "
+                "PostgresEventStore.open(url, **store_options(projections)), closed after run()"
+            )
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
             raise ValidationError("projections", f"names must be unique: {names}")
@@ -107,65 +144,33 @@ class Worker:
             validate_projection(projection)
         if lease_ttl <= 0:
             raise ValidationError("lease_ttl", "must be > 0")
-        self._store_arg = store
-        self.store: PostgresEventStore | None = store if isinstance(store, PostgresEventStore) else None
+        self.store = store
         self.projections = list(projections)
         self.worker_id = worker_id or default_worker_id()
         self.lease_ttl = lease_ttl
         self.poll_interval = poll_interval
         self.control_interval = control_interval
-        #: Where the LISTEN connection goes (default: the store's). Behind PgBouncer in
-        #: transaction mode, give a direct connection here: LISTEN needs a session.
-        self.listen_conninfo = listen_conninfo
-        #: The URL goes through a transaction pooler (for the store the worker opens itself).
-        self.pooled = pooled
-        #: A hot standby to read the log from (for the store the worker opens itself).
-        self.read_conninfo = read_conninfo
         self._runners: dict[tuple[str, int, int], PartitionRunner] = {}
         self._tasks: dict[tuple[str, int, int], asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._listener: Listener | None = None
         self._noted: dict[str, tuple[object, ...]] = {}
-        # projection -> version -> workers alive that run it (heartbeats)
-        self._live_workers: dict[str, dict[int, int]] = {}
+        self.balancer = Balancer(self._owned_partitions)
         #: What this worker's code does for each projection (see `ilji.projections.versions`).
         self.plans: dict[str, versions.VersionPlan] = {}
-        self._partition_counts: dict[tuple[str, int], int] = {}
         #: Cutovers this worker performed (a metric).
         self.cutovers = 0
 
     def metrics(self) -> list[PartitionMetrics]:
-        """Counters of every partition runner in this process (for /metrics)."""
+        """Counters of every partition runner in this process (see `PartitionMetrics`)."""
         return [runner.metrics for runner in self._runners.values()]
 
     def owned(self) -> list[tuple[str, int, int]]:
         """(projection, version, partition) of the leases this worker holds right now."""
         return [key for key, runner in self._runners.items() if runner.metrics.owned]
 
-    # -- balancing: each worker owns about ceil(partitions / live workers) of a projection --
-
-    def _owned_of(self, runner: PartitionRunner) -> list[int]:
-        name, version = runner.projection.name, runner.version
-        return sorted(
-            key[2]
-            for key, r in self._runners.items()
-            if key[0] == name and key[1] == version and r.metrics.owned
-        )
-
-    def _share(self, runner: PartitionRunner) -> int:
-        name = runner.projection.name
-        partitions = self._partition_counts.get((name, runner.version), runner.projection.partitions)
-        live = self._live_workers.get(name, {}).get(runner.version, 1)
-        return math.ceil(partitions / max(live, 1))
-
-    def may_acquire(self, runner: PartitionRunner) -> bool:
-        """Below our fair share of the runner's projection version (see `Balancer`)."""
-        return len(self._owned_of(runner)) < self._share(runner)
-
-    def should_release(self, runner: PartitionRunner) -> bool:
-        """Above our share, and this is our highest partition: give it back (one at a time)."""
-        owned = self._owned_of(runner)
-        return len(owned) > self._share(runner) and owned[-1] == runner.partition
+    def _owned_partitions(self, name: str, version: int) -> list[int]:
+        return [key[2] for key in self.owned() if key[0] == name and key[1] == version]
 
     async def stop(self) -> None:
         """Ask every runner to finish its batch and release its lease; `run()` then returns."""
@@ -174,25 +179,9 @@ class Worker:
             runner.stop()
 
     async def run(self) -> None:
-        """Run until `stop()`; opens (and closes) the store when given a URL."""
-        owns_store = self.store is None
-        if self.store is None:
-            assert isinstance(self._store_arg, str)
-            partitions = sum(p.partitions * 2 for p in self.projections)  # a rebuild doubles them
-            self.store = await PostgresEventStore.open(
-                self._store_arg,
-                min_size=1,
-                max_size=min(3 * partitions + 4, 100),
-                poll_interval=self.poll_interval,
-                # A frozen worker's open transaction must not hold locks for long (see
-                # transaction_guard.sql; this is the session-wide default for other statements).
-                idle_in_transaction_timeout_ms=int(max(self.lease_ttl * 2, 1.0) * 1000),
-                pooled=self.pooled,
-                listen_conninfo=self.listen_conninfo,
-                read_conninfo=self.read_conninfo,
-            )
+        """Run until `stop()` (the store stays open: its owner closes it)."""
         store = self.store
-        self._listener = Listener(self.listen_conninfo or store.listen_conninfo)
+        self._listener = Listener(store.listen_conninfo)
         log.info(
             "worker starting",
             extra={"worker": self.worker_id, "projections": [p.name for p in self.projections]},
@@ -220,17 +209,15 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._listener.close()
-            if owns_store:
-                await store.close()
             log.info("worker stopped", extra={"worker": self.worker_id})
 
     async def _control(self, store: PostgresEventStore, projection: Projection) -> None:
         """Keep the right runners going for one projection; cut over finished rebuilds."""
-        backoff = 0.1
+        backoff = Backoff()
         while not self._stopping.is_set():
             try:
                 await self._control_once(store, projection)
-                backoff = 0.1
+                backoff.reset()
                 delay = self.control_interval
             except Exception as exc:
                 # Keep the projection's runners going whatever happens here; a bug shows in
@@ -241,7 +228,7 @@ class Worker:
                     extra={"projection": projection.name, "worker": self.worker_id, "error": str(exc)},
                     exc_info=not is_infrastructure_error(exc),
                 )
-                delay, backoff = backoff, min(backoff * 2, 5.0)
+                delay = backoff.next()
             # Heartbeats must come more often than the lease TTL (see heartbeat.sql).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), min(delay, self.lease_ttl / 3))
@@ -285,11 +272,11 @@ class Worker:
                 },
             )
             cur = await conn.execute(_LIVE_WORKERS, {"name": name, "window": self.lease_ttl * 0.8})
-            self._live_workers[name] = {int(v): int(n) for v, n in await cur.fetchall()}
+            self.balancer.set_live_workers(name, {int(v): int(n) for v, n in await cur.fetchall()})
             for version in chosen.run:
                 await conn.execute(_ENSURE_PARTITIONS, {"name": name, "version": version})
         for version in chosen.run:
-            self._partition_counts[(name, version)] = stored[version].partitions
+            self.balancer.set_partitions(name, version, stored[version].partitions)
             for partition in range(stored[version].partitions):
                 self._start(store, projection, version, partition)
         # Runners of versions this code no longer runs (retired by a cutover, or refused) stop;
@@ -365,15 +352,10 @@ class Worker:
             worker_id=self.worker_id,
             lease_ttl=self.lease_ttl,
             poll_interval=self.poll_interval,
-            balancer=self,
+            balancer=self.balancer,
         )
         self._runners[key] = runner
         self._tasks[key] = asyncio.get_running_loop().create_task(runner.run(), name=f"run {runner.label}")
 
     def __repr__(self) -> str:
         return f"Worker(id={self.worker_id!r}, projections={[p.name for p in self.projections]})"
-
-
-def describe(metrics: PartitionMetrics) -> dict[str, Any]:
-    """A partition's counters as a plain dict (for logs and JSON)."""
-    return {name: getattr(metrics, name) for name in metrics.__dataclass_fields__}

@@ -42,7 +42,7 @@ _REJECTIONS = (
 )
 
 
-def translate(exc: BaseException) -> Exception:
+def broker_error(exc: BaseException) -> Exception:
     """The relay's error for a nats-py (or socket) exception raised while publishing."""
     if isinstance(exc, BrokerUnavailable | PublishRejected):
         return exc
@@ -98,7 +98,7 @@ class Broker:
             try:
                 await self._connect()
             except Exception as exc:
-                self.last_error = str(translate(exc))
+                self.last_error = str(broker_error(exc))
                 log.warning(
                     "cannot connect to NATS, retrying",
                     extra={"error": self.last_error, "retry_in": round(backoff, 2)},
@@ -130,7 +130,7 @@ class Broker:
             self._lost.set()
 
         async def on_error(exc: Exception) -> None:
-            self.last_error = str(translate(exc))
+            self.last_error = str(broker_error(exc))
 
         nc = await nats.connect(
             self.url,
@@ -186,7 +186,7 @@ class Broker:
                 headers=dict(message.headers),
             )
         except Exception as exc:
-            raise translate(exc) from exc
+            raise broker_error(exc) from exc
         return bool(ack.duplicate)
 
     async def ensure_stream(self, name: str, subjects: Sequence[str], duplicate_window: float) -> bool:
@@ -198,7 +198,7 @@ class Broker:
         except nats.js.errors.NotFoundError:
             pass
         except Exception as exc:
-            raise translate(exc) from exc
+            raise broker_error(exc) from exc
         config = StreamConfig(
             name=name,
             subjects=list(subjects),
@@ -208,7 +208,7 @@ class Broker:
         try:
             await js.add_stream(config)
         except Exception as exc:
-            error = translate(exc)
+            error = broker_error(exc)
             if isinstance(error, BrokerUnavailable):
                 raise error from exc
             raise RelayError(f"cannot create JetStream stream {name!r}: {exc}") from exc

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ilji.domain.errors import ValidationError
-from ilji.projections import ProjectionNotFound, Worker
+from ilji.projections import ProjectionNotFound, Worker, store_options
 from ilji.projections import status as projection_status
 from ilji.relay.broker import Broker
 from ilji.relay.mapping import IntegrationEvents
@@ -75,14 +75,8 @@ class Relay:
             # Short of the lease TTL: the runner's transaction is open while apply() waits.
             connect_wait=min(1.0, config.lease_ttl / 3),
         )
-        self.worker = Worker(
-            config.database_url,
-            [self.projection],
-            worker_id=config.relay_id,
-            lease_ttl=config.lease_ttl,
-            poll_interval=config.poll_interval,
-            listen_conninfo=config.listen_url,
-        )
+        #: The projections worker publishing the events (created by `run`, on its store).
+        self.worker: Worker | None = None
         #: The port `/metrics` is served on once running (useful with port 0).
         self.port: int | None = None
         self._stopping = asyncio.Event()
@@ -92,7 +86,8 @@ class Relay:
     async def stop(self) -> None:
         """Finish the batch being published, release the leases, close the connection."""
         self._stopping.set()
-        await self.worker.stop()
+        if self.worker is not None:
+            await self.worker.stop()
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         """Ready when connected to NATS and the database answered the last status query."""
@@ -108,7 +103,18 @@ class Relay:
     async def run(self) -> None:
         """Run until `stop()`."""
         config = self.config
-        store = await PostgresEventStore.open(config.database_url, min_size=1, max_size=2)
+        store = await PostgresEventStore.open(
+            config.database_url,
+            **store_options([self.projection], lease_ttl=config.lease_ttl),
+            listen_conninfo=config.listen_url,
+        )
+        worker = self.worker = Worker(
+            store,
+            [self.projection],
+            worker_id=config.relay_id,
+            lease_ttl=config.lease_ttl,
+            poll_interval=config.poll_interval,
+        )
         server: asyncio.Server | None = None
         try:
             if config.port is not None:
@@ -129,7 +135,7 @@ class Relay:
                                 "types": self.integration.source_types,
                             },
                         )
-                        await self.worker.run()
+                        await worker.run()
                 finally:
                     await self.broker.stop()
                     status.cancel()

@@ -19,15 +19,12 @@ from ilji.domain.errors import StoreUnavailable
 from ilji.domain.events import RecordedEvent
 from ilji.store import sql
 from ilji.store.database import Database, connect
+from ilji.store.wake import Backoff, WakeSchedule
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "ilji_events"
 _NOTIFY = sql.load("notify")
-
-# After a notification that showed nothing new (an older transaction still hides the new
-# events), re-read after this delay, doubling up to the poll interval.
-_FIRST_RETRY_DELAY = 0.005
 
 # At most one NOTIFY per interval from each process: under load, one notification covers
 # many appends, and a lone append still wakes followers at once.
@@ -118,14 +115,14 @@ class Listener:
         wake.set()
 
     async def _run(self) -> None:
-        backoff = 0.1
+        backoff = Backoff()
         assert self._conninfo is not None
         while not self._closed:
             try:
                 async with connect(self._conninfo, application_name="ilji-listener") as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.connected = True
-                    backoff = 0.1
+                    backoff.reset()
                     self._bump()  # anything may have happened while we were not listening
                     async for _ in conn.notifies():
                         self._bump()
@@ -137,8 +134,7 @@ class Listener:
                 self.connected = False
             if self._closed:
                 return
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await asyncio.sleep(backoff.next())
 
     async def wait(self, seen_generation: int, within: float) -> bool:
         """Wait for a notification newer than `seen_generation`, at most `within` s; True if woken."""
@@ -172,9 +168,8 @@ async def follow_pages(
 ) -> AsyncIterator[RecordedEvent]:
     """Yield events from `read_page(cursor)` forever, waiting between pages when caught up."""
     cursor = after
-    pending = False  # notified, but the last read showed nothing new yet
-    delay = _FIRST_RETRY_DELAY
-    unavailable_backoff = 0.1
+    schedule = WakeSchedule(poll_interval)
+    unavailable = Backoff()
     while True:
         # Read the generation before the page, so a notification during the read is not lost.
         generation = listener.generation
@@ -182,21 +177,16 @@ async def follow_pages(
             page = await read_page(cursor)
         except StoreUnavailable as exc:
             log.warning("follow: database unavailable, retrying", extra={"error": str(exc)})
-            await asyncio.sleep(unavailable_backoff)
-            unavailable_backoff = min(unavailable_backoff * 2, 5.0)
+            await asyncio.sleep(unavailable.next())
             continue
-        unavailable_backoff = 0.1
+        unavailable.reset()
         for event in page:
             cursor = event.position
             yield event
         if len(page) >= batch_size:
             continue
         if page:
-            pending, delay = False, _FIRST_RETRY_DELAY
-        if pending:
-            # Woken, but nothing new is visible: an older transaction may still be open.
-            timeout, delay = delay, min(delay * 2, poll_interval)
-        else:
-            timeout = poll_interval
-        if await listener.wait(generation, timeout):
-            pending = True
+            schedule.found()
+        # Woken but nothing new visible (an older transaction may still be open): soon again.
+        if await listener.wait(generation, schedule.next_wait()):
+            schedule.woken()

@@ -28,7 +28,7 @@ class Availability:
 
 
 class SeatAvailability:
-    """A `Projection`: conference id → seats and reservations, in memory."""
+    """An `InProcessProjection`: conference id → seats and reservations, in memory."""
 
     name = "conference_seat_availability"
     types = events.names([ConferenceCreated, SeatsReserved, ReservationCancelled])

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class OrderCreditProcess:
-    """A `Projection` that turns OrderPlaced into ReserveCredit, and the answer into a decision."""
+    """An `InProcessProjection` that turns OrderPlaced into ReserveCredit, and the answer into a decision."""
 
     name = "orders_credit_process"
     types = events.names([OrderPlaced, CreditReserved, CreditLimitExceeded])

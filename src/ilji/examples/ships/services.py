@@ -94,7 +94,7 @@ class CargoLocation:
 
 
 class ShipTracker:
-    """A `Projection` over all ship streams: ships' states and cargo locations, and customs notices."""
+    """An `InProcessProjection` over all ship streams: ships' states, cargo locations, customs notices."""
 
     name = "ships_tracker"
 
