@@ -10,8 +10,9 @@ Which projection to write: this `Projection` for a read model that lives in Post
 must survive restarts, be shared by several processes or be rebuilt without downtime. For a
 read model held in memory, a process manager, or a test, `ilji.app.InProcessProjection`
 (`handle(event)`, fed in this process by an `ilji.app.ProjectionRunner`) is simpler; the two
-contracts differ (a worker's handler writes with the connection it is given), so code moves
-from one to the other by rewriting its handler, not unchanged.
+contracts differ (a worker's handler writes with the `Connection` it is given, psycopg's
+asynchronous connection, inside the batch's transaction), so code moves from one to the other
+by rewriting its handler, not unchanged.
 """
 
 from ilji.projections.admin import (
