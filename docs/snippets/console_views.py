@@ -12,7 +12,7 @@ from tutorial_domain import AddBook, Book, LendBook, book_type
 
 from ilji import Settings, load_settings, open_runtime
 from ilji.app import DomainView, DomainViews, Repository
-from ilji.server.factory import create_app
+from ilji.server import create_app
 
 
 # --8<-- [start:views]

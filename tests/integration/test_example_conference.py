@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from ilji import PostgresEventStore
 from ilji.app import ProjectionRunner, StreamCheckpointStore
@@ -21,6 +22,8 @@ from ilji.examples.conference.domain import (
     repository,
 )
 from ilji.examples.conference.readmodel import SeatAvailability
+from ilji.server import create_app
+from ilji.settings import Settings
 from ilji.store.snapshots import PostgresSnapshotStore
 
 
@@ -99,3 +102,28 @@ async def test_the_demo_runs_on_postgres(stores: list[PostgresEventStore]) -> No
     lines: list[str] = []
     await run_demo(stores[0], lines.append)
     assert any("10 reserved, 20 refused" in line for line in lines)
+
+
+def test_served_by_ilji_serve_refusals_and_failed_if_match_are_problems(database_url: str) -> None:
+    # As `ilji serve --example conference` mounts the routes: the app's problem table answers
+    # for them, the routes catch nothing themselves.
+    settings = Settings(database_url=database_url, examples=("conference",))
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        base = f"/examples/conference/conferences/{uuid.uuid4().hex}"
+        booking = {"reservation_id": "a", "quantity": 1}
+        missing = client.post(f"{base}/reservations", json=booking, headers={"If-Match": "*"})
+        assert missing.status_code == 412, missing.text
+        assert client.put(base, json={"name": "PyCon", "seats": 1}).headers["etag"] == '"1"'
+        reserved = client.post(f"{base}/reservations", json=booking, headers={"If-Match": '"1"'})
+        assert reserved.status_code == 200, reserved.text
+        stale = client.delete(f"{base}/reservations/a", headers={"If-Match": '"1"'})
+        assert stale.status_code == 412, stale.text
+        assert stale.headers["content-type"] == "application/problem+json"
+        assert (stale.json()["expected"], stale.json()["actual"]) == (1, 2)
+        malformed = client.delete(f"{base}/reservations/a", headers={"If-Match": "two"})
+        assert malformed.status_code == 400, malformed.text
+        assert malformed.json()["errors"][0]["field"] == "If-Match"
+        full = client.post(f"{base}/reservations", json={"reservation_id": "b", "quantity": 1})
+        assert full.status_code == 409, full.text
+        assert full.headers["content-type"] == "application/problem+json"
+        assert full.json()["type"] == "urn:ilji:problem:seats-unavailable"

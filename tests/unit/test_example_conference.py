@@ -26,6 +26,7 @@ from ilji.examples.conference.domain import (
 )
 from ilji.examples.conference.http import router
 from ilji.examples.conference.readmodel import SeatAvailability
+from ilji.server import problems
 from ilji.testing import DeciderSpecification
 
 spec = DeciderSpecification(decider)
@@ -110,6 +111,7 @@ async def test_the_availability_read_model_follows_the_streams() -> None:
 
 async def test_http_routes() -> None:
     app = FastAPI()
+    problems.install(app)  # as `ilji serve --example` mounts the routes: errors as problems
     app.include_router(router(MemoryEventStore()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         base = "/examples/conference/conferences/c1"
@@ -125,7 +127,7 @@ async def test_http_routes() -> None:
         }
         refused = await client.post(f"{base}/reservations", json={"reservation_id": "b"})
         assert refused.status_code == 409
-        assert refused.json()["detail"]["code"] == "seats-unavailable"
+        assert refused.json()["type"] == "urn:ilji:problem:seats-unavailable"
         stale = await client.delete(f"{base}/reservations/a", headers={"If-Match": '"1"'})
         assert stale.status_code == 412
         assert (
@@ -137,6 +139,50 @@ async def test_http_routes() -> None:
         assert (await client.get(base, params={"version": 2})).json()["available"] == 0
         history = (await client.get(f"{base}/history")).json()
         assert [h["available"] for h in history] == [2, 0, 2]
+
+
+def _served(store: MemoryEventStore) -> httpx.AsyncClient:
+    app = FastAPI()
+    problems.install(app)
+    app.include_router(router(store))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_if_match_is_read_as_ilji_reads_it_stale_412_malformed_400_star_must_exist() -> None:
+    async with _served(MemoryEventStore()) as client:
+        base = "/examples/conference/conferences/c1"
+        booking = {"reservation_id": "a", "quantity": 1}
+        missing = await client.post(f"{base}/reservations", json=booking, headers={"If-Match": "*"})
+        assert missing.status_code == 412, missing.text  # RFC 9110: `*` needs the conference to exist
+        assert missing.json()["actual"] == 0
+        await client.put(base, json={"name": "PyCon", "seats": 5})
+        star = await client.post(f"{base}/reservations", json=booking, headers={"If-Match": "*"})
+        assert (star.status_code, star.headers["etag"]) == (200, '"2"')
+        stale = await client.post(
+            f"{base}/reservations", json={"reservation_id": "b"}, headers={"If-Match": 'W/"1"'}
+        )
+        assert stale.status_code == 412
+        assert stale.headers["content-type"] == "application/problem+json"
+        assert stale.json()["type"] == "urn:ilji:problem:wrong-expected-version"
+        assert (stale.json()["expected"], stale.json()["actual"]) == (1, 2)
+        for malformed in ("nope", '"-1"', '"99999999999999999999"'):
+            bad = await client.delete(f"{base}/reservations/a", headers={"If-Match": malformed})
+            assert bad.status_code == 400, malformed
+            assert bad.json()["errors"][0]["field"] == "If-Match"
+        assert (await client.get(base)).json()["version"] == 2, "nothing was stored"
+
+
+async def test_a_refused_reservation_is_a_409_problem_named_by_the_rule() -> None:
+    async with _served(MemoryEventStore()) as client:
+        base = "/examples/conference/conferences/c1"
+        await client.put(base, json={"name": "PyCon", "seats": 1})
+        refused = await client.post(f"{base}/reservations", json={"reservation_id": "a", "quantity": 2})
+        assert refused.status_code == 409
+        assert refused.headers["content-type"] == "application/problem+json"
+        body = refused.json()
+        assert body["type"] == "urn:ilji:problem:seats-unavailable"
+        assert (body["title"], body["status"]) == ("Conflict", 409)
+        assert "seat" in body["detail"]
 
 
 async def test_the_demo_explains_each_step() -> None:

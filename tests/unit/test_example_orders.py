@@ -32,6 +32,7 @@ from ilji.examples.orders.domain import (
 )
 from ilji.examples.orders.http import router
 from ilji.examples.orders.process import OrderCreditProcess, runner
+from ilji.server import problems
 from ilji.testing import DeciderSpecification
 
 orders = DeciderSpecification(order_decider)
@@ -141,6 +142,7 @@ async def test_reactions_carry_correlation_and_causation() -> None:
 
 async def test_http_routes() -> None:
     app = FastAPI()
+    problems.install(app)  # as `ilji serve --example` mounts the routes: errors as problems
     app.include_router(router(MemoryEventStore()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         base = "/examples/orders"

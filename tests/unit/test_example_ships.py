@@ -24,6 +24,7 @@ from ilji.examples.ships.domain import (
 )
 from ilji.examples.ships.http import router
 from ilji.examples.ships.services import FakeExchangeRates, RecordingCustoms, ShippingService, ShipTracker
+from ilji.server import problems
 from ilji.testing import DeciderSpecification
 
 spec = DeciderSpecification(decider)
@@ -131,6 +132,7 @@ async def test_the_exchange_rate_is_asked_once_and_replays_reuse_the_answer() ->
 
 async def test_http_routes() -> None:
     app = FastAPI()
+    problems.install(app)  # as `ilji serve --example` mounts the routes: errors as problems
     app.include_router(router(MemoryEventStore()))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         base = "/examples/ships/ships/s1"

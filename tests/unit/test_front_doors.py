@@ -1,6 +1,7 @@
-"""The front doors: `ilji`, `ilji.app`, `ilji.projections` and `ilji.testing`.
+"""The front doors: `ilji`, `ilji.app`, `ilji.projections`, `ilji.testing` and `ilji.server`.
 
-Users, the examples and the guide's snippets import from these four modules only. Each door's
+Users, the examples and the guide's snippets import from these five modules only (the last one
+for HTTP, with the `server` extra). Each door's
 `__all__` is an explicit, curated list: a name appears or disappears on purpose, every name
 exists and says what it is, and the ruff rule that keeps the examples on the doors covers every
 module behind them.
@@ -145,6 +146,12 @@ DOORS: dict[str, list[str]] = {
         "store_options",
         "wait_for_position",
     ],
+    "ilji.server": [
+        "PreconditionFailed",
+        "create_app",
+        "etag",
+        "expected_from_if_match",
+    ],
     "ilji.testing": [
         "DeciderSpecification",
         "Given",
@@ -222,6 +229,19 @@ def test_the_lazy_names_of_ilji_are_the_objects_of_their_modules() -> None:
         _ = ilji.Nothing  # type: ignore[attr-defined]
 
 
+def test_the_server_door_loads_the_web_framework_only_when_create_app_is_asked_for() -> None:
+    # An example's routes import `etag` and `expected_from_if_match` from the door: that must
+    # not build the whole server (every route, uvicorn) as a side effect.
+    assert {"fastapi", "starlette", "uvicorn"} & _loaded_after("import ilji.server") == set()
+    import ilji.server
+    from ilji.server.factory import create_app
+
+    assert ilji.server.create_app is create_app
+    assert "create_app" in dir(ilji.server)
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = ilji.server.Nothing  # type: ignore[attr-defined]
+
+
 def _modules_behind(package: str) -> set[str]:
     path = ROOT / "src" / Path(*package.split("."))
     return {f"{package}.{info.name}" for info in pkgutil.iter_modules([str(path)])}
@@ -230,7 +250,9 @@ def _modules_behind(package: str) -> set[str]:
 def test_the_ruff_rule_bans_every_module_behind_the_doors() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     banned = set(config["tool"]["ruff"]["lint"]["flake8-tidy-imports"]["banned-api"])
-    behind = _modules_behind("ilji.app") | _modules_behind("ilji.projections")
+    behind = (
+        _modules_behind("ilji.app") | _modules_behind("ilji.projections") | _modules_behind("ilji.server")
+    )
     behind |= {"ilji.store", "ilji.domain", "ilji.bootstrap", "ilji.settings", "ilji.embedded", "ilji.logs"}
     assert behind - banned == set(), "add the new module to banned-api in pyproject.toml"
     assert banned - behind == set(), "banned-api names a module that is gone"

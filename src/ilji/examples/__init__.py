@@ -8,7 +8,7 @@
 Each package has `domain` (pure deciders, and `views` for the console's time travel), its read
 models or process manager, `demo.run_demo` (the `ilji demo` walkthrough) and `http.router`
 (routes for `ilji serve --example`). They import Ilji through its front doors only (`ilji`,
-`ilji.app`, `ilji.projections`), as an application would.
+`ilji.app`, `ilji.projections`, and `ilji.server` in the routes), as an application would.
 
 This module is the one registry of their names: the settings, `ilji demo` and `ilji serve
 --example` all ask it. It imports no example until one is asked for (their HTTP routes need the

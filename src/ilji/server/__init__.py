@@ -1,4 +1,13 @@
-"""The HTTP server. Nothing else in Ilji imports it.
+"""The HTTP server, and the front door of an application that serves Ilji's HTTP API.
+
+An application imports from here, never from the modules below: `create_app` builds the app
+`ilji serve` runs (mount it, or add routes of your own to it); routes of your own that take an
+expected version from the client use `etag` (a version out as an `ETag`),
+`expected_from_if_match` (the version an `If-Match` states, RFC 9110) and `PreconditionFailed`
+(the 412 of a failed `If-Match`). Errors raised in a route of the app, an Ilji error or a
+business rule's `CommandRejected`, become problem+json answers through the one table in
+`problems`. `create_app` is loaded on first use, so `import ilji.server` loads no web framework.
+Nothing else in Ilji imports this package.
 
 Where each idea lives:
 
@@ -19,3 +28,30 @@ Where each idea lives:
 - `metrics`: Prometheus metrics and the request-counting middleware
 - `run`: `ilji serve` (uvicorn, workers, signals)
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ilji.server.preconditions import PreconditionFailed, etag, expected_from_if_match
+
+if TYPE_CHECKING:
+    from ilji.server.factory import create_app
+
+
+def __getattr__(name: str) -> Any:
+    """Load `create_app` on first use (PEP 562): the factory loads FastAPI and every route."""
+    if name != "create_app":
+        raise AttributeError(f"module 'ilji.server' has no attribute {name!r}")
+    from ilji.server.factory import create_app
+
+    globals()[name] = create_app  # later lookups skip this function
+    return create_app
+
+
+def __dir__() -> list[str]:
+    """The module's names, `create_app` included before its first use."""
+    return sorted({*globals(), "create_app"})
+
+
+__all__ = ["PreconditionFailed", "create_app", "etag", "expected_from_if_match"]

@@ -172,7 +172,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
         return Response(status_code=exc.status_code, headers=headers)
     code: str | None = None
     if isinstance(exc.detail, dict):
-        # Example domains raise {"code": rule, "message": text}: keep both for the client.
+        # A route may name its refusal as {"code", "message"} (the console's `no-domain-view`): keep both.
         code = str(exc.detail["code"]) if exc.detail.get("code") else None
         detail = str(exc.detail.get("message") or HTTPStatus(exc.status_code).phrase)
     elif isinstance(exc.detail, str):

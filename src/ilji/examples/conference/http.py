@@ -1,7 +1,10 @@
 """HTTP routes of the conference example (mounted by `ilji serve --example conference`).
 
 The stream version travels as the `ETag`, the optimistic-concurrency token a client may send
-back; business-rule refusals become `409 Conflict` with the rule's code.
+back in `If-Match`, read as Ilji's own API reads it: a stale version is a 412, a malformed one
+a 400, and `*` asks only that the conference exists. The routes catch no business rule's
+refusal: a `CommandRejected` reaches the server's problem table, which answers `409 Conflict`
+with the rule's code.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from ilji import EventStore, SnapshotStore, WrongExpectedVersion
-from ilji.app import CommandContext, CommandRejected
+from ilji.app import CommandContext
 from ilji.examples.conference.domain import (
     CancelReservation,
     CreateConference,
     ReserveSeats,
     repository,
 )
+from ilji.server import PreconditionFailed, etag, expected_from_if_match
 
 
 class CreateBody(BaseModel):
@@ -35,35 +39,42 @@ class ReserveBody(BaseModel):
     quantity: int = Field(default=1, ge=1)
 
 
-def _version_of(if_match: str | None) -> int | None:
-    """The stream version in an `If-Match` header (`"3"` or `3`), None when absent or `*`."""
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise HTTPException(400, detail='If-Match must be a stream version in quotes, like "3"')
-    return int(text)
-
-
 def router(store: EventStore, snapshots: SnapshotStore | None = None) -> APIRouter:
     """The conference routes on `store`."""
     conferences = repository(store, snapshots, max_retries=30)
     api = APIRouter(prefix="/examples/conference", tags=["example: conference"])
 
+    async def version_asked(conference_id: str, if_match: str | None) -> int | None:
+        """The version `If-Match` says the client decided on; None when any version will do.
+
+        `*` (RFC 9110) asks only that the conference exists, at whatever version: a 412 when
+        it does not, as on Ilji's own API. A malformed value is a `ValidationError` (a 400).
+        """
+        if if_match is None:
+            return None
+        expected = expected_from_if_match(if_match)
+        if isinstance(expected, int):
+            return expected
+        loaded = await conferences.load(conference_id)
+        if loaded.version == 0:
+            raise PreconditionFailed(conferences.stream(conference_id), str(expected), 0)
+        return None
+
     async def run(
         conference_id: str, command: Any, response: Response, if_match: str | None = None
     ) -> dict[str, Any]:
-        expected = _version_of(if_match)
+        expected = await version_asked(conference_id, if_match)
         try:
             result = await conferences.handle(
                 conference_id, command, CommandContext(user="http"), expected_version=expected
             )
-        except CommandRejected as exc:
-            raise HTTPException(409, detail={"code": exc.code, "message": str(exc)}) from exc
         except WrongExpectedVersion as exc:
-            # The client decided on a version that is no longer current: it must look again.
-            raise HTTPException(412, detail={"code": exc.code, "message": str(exc)}) from exc
-        response.headers["ETag"] = f'"{result.version}"'
+            if expected is None:
+                raise  # every retry lost the race: a conflict (409), no precondition failed
+            # The client decided on a version that is no longer current: its `If-Match` failed
+            # (412), and it must look again.
+            raise PreconditionFailed.of(exc) from None
+        response.headers["ETag"] = etag(result.version)
         return {"version": result.version, "events": [type(e).__name__ for e in result.events]}
 
     @api.put("/conferences/{conference_id}")
@@ -75,7 +86,10 @@ def router(store: EventStore, snapshots: SnapshotStore | None = None) -> APIRout
     async def reserve(
         conference_id: str, body: ReserveBody, response: Response, if_match: str | None = Header(None)
     ) -> dict[str, Any]:
-        """Reserve seats (with `If-Match: "<version>"`, only if the conference is still at that version)."""
+        """Reserve seats (with `If-Match: "<version>"`, only if the conference is still at that version).
+
+        `If-Match: *` asks only that the conference exists.
+        """
         command = ReserveSeats(body.reservation_id, body.quantity)
         return await run(conference_id, command, response, if_match)
 
@@ -95,7 +109,7 @@ def router(store: EventStore, snapshots: SnapshotStore | None = None) -> APIRout
             loaded = await conferences.state_at(conference_id, version=version)
         if not loaded.state.exists:
             raise HTTPException(404, detail="no such conference")
-        response.headers["ETag"] = f'"{loaded.version}"'
+        response.headers["ETag"] = etag(loaded.version)
         state = loaded.state
         return {
             "name": state.name,

@@ -2,7 +2,8 @@
 
 Placing an order only records `OrderPlaced`; the answer comes from the process manager.
 `POST /process/catch-up` runs it once (a deployment would run `ProjectionRunner.run` in the
-background instead).
+background instead). A rule's refusal (`CommandRejected`) is left to the server's problem
+table: a `409 Conflict` with the rule's code.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from ilji import SnapshotStore, SystemStreamStore
-from ilji.app import CommandContext, CommandRejected, StreamCheckpointStore
+from ilji.app import CommandContext, StreamCheckpointStore
 from ilji.examples.orders.domain import PlaceOrder, RegisterCustomer, customer_repository, order_repository
 from ilji.examples.orders.process import runner
 
@@ -44,21 +45,13 @@ def router(store: SystemStreamStore, snapshots: SnapshotStore | None = None) -> 
     @api.put("/customers/{customer_id}")
     async def register(customer_id: str, body: CustomerBody) -> dict[str, Any]:
         """Register a customer with a credit limit."""
-        try:
-            result = await customers.handle(
-                customer_id, RegisterCustomer(body.name, body.credit_limit), context
-            )
-        except CommandRejected as exc:
-            raise HTTPException(409, detail={"code": exc.code, "message": str(exc)}) from exc
+        result = await customers.handle(customer_id, RegisterCustomer(body.name, body.credit_limit), context)
         return {"version": result.version}
 
     @api.put("/orders/{order_id}")
     async def place(order_id: str, body: OrderBody) -> dict[str, Any]:
         """Place an order (pending until the process manager has run)."""
-        try:
-            result = await orders.handle(order_id, PlaceOrder(body.customer_id, body.total), context)
-        except CommandRejected as exc:
-            raise HTTPException(409, detail={"code": exc.code, "message": str(exc)}) from exc
+        result = await orders.handle(order_id, PlaceOrder(body.customer_id, body.total), context)
         return {"version": result.version, "status": result.state.status}
 
     @api.get("/orders/{order_id}")

@@ -1,6 +1,8 @@
 """HTTP routes of the ships example (mounted by `ilji serve --example ships`).
 
-The exchange-rate service is the example's fake (fixed rates); pass a real one to `router`.
+The exchange-rate service is the example's fake (fixed rates); pass a real one to `router`. A
+rule's refusal (`CommandRejected`) is left to the server's problem table: a `409 Conflict` with
+the rule's code.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from ilji import EventStore, SnapshotStore
-from ilji.app import CommandContext, CommandRejected
+from ilji.app import CommandContext
 from ilji.examples.ships.domain import PORTS, Ship
 from ilji.examples.ships.services import ExchangeRates, FakeExchangeRates, ShippingService
+from ilji.server import etag
 
 
 class RegisterBody(BaseModel):
@@ -58,11 +61,8 @@ def router(
     context = CommandContext(user="http")
 
     async def run(ship_id: str, command: Callable[[Ship], object], response: Response) -> dict[str, Any]:
-        try:
-            result = await ships.handle(ship_id, command, context)
-        except CommandRejected as exc:
-            raise HTTPException(409, detail={"code": exc.code, "message": str(exc)}) from exc
-        response.headers["ETag"] = f'"{result.version}"'
+        result = await ships.handle(ship_id, command, context)
+        response.headers["ETag"] = etag(result.version)
         return {"version": result.version, "events": [type(e).__name__ for e in result.events]}
 
     @api.put("/ships/{ship_id}")
@@ -92,10 +92,7 @@ def router(
     @api.post("/ships/{ship_id}/unloads")
     async def unload(ship_id: str, body: CargoBody) -> dict[str, Any]:
         """Record cargo unloaded (the exchange rate is looked up and recorded)."""
-        try:
-            await service.unload(ship_id, body.cargo, body.when, context)
-        except CommandRejected as exc:
-            raise HTTPException(409, detail={"code": exc.code, "message": str(exc)}) from exc
+        await service.unload(ship_id, body.cargo, body.when, context)
         return {"version": (await ships.load(ship_id)).version}
 
     @api.post("/ships/{ship_id}/corrections")
