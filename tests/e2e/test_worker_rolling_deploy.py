@@ -19,7 +19,7 @@ import pytest
 from ilji import PostgresEventStore
 from ilji.embedded import EmbeddedPostgres
 from ilji.projections import status
-from ilji.server.response_models import projection_json
+from ilji.projections.shapes import projection_json
 from tests.conftest import new_database
 from tests.e2e.test_worker_ownership import Appender, head
 from tests.e2e.worker_fixtures import append_events, checkpoint, spawn_worker, stop, verify_ledger, wait_until

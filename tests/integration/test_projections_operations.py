@@ -30,8 +30,8 @@ from ilji.projections import (
     status,
     wait_for_position,
 )
+from ilji.projections.shapes import projection_json
 from ilji.server.metrics import _ProjectionCollector
-from ilji.server.response_models import projection_json
 from tests.e2e.worker_fixtures import append_events, ledger, running_on, verify_ledger
 
 

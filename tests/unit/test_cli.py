@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from ilji.cli._output import partitions_table, status_json
+from ilji.cli._output import partitions_table
 from ilji.cli.worker import worker_settings
 from ilji.projections import PartitionStatus, Projection, ProjectionStatus
+from ilji.projections.shapes import projection_json
 from ilji.settings import Settings
 
 
@@ -84,9 +85,9 @@ def _partition(state: str = "running", **changes: object) -> PartitionStatus:
     return PartitionStatus(**values)  # type: ignore[arg-type]
 
 
-def test_status_json_is_the_dataclass_with_its_totals_and_utc_times() -> None:
+def test_status_json_is_the_apis_projection_object_with_its_totals_and_utc_times() -> None:
     st = ProjectionStatus("p", 1, None, False, None, None, partitions=[_partition()])
-    shown = status_json(st)
+    shown = projection_json(st)  # what `ilji projections status --json` and the API both print
     assert shown["name"] == "p"
     assert shown["partitions"][0]["updated_at"] == "2026-12-07T13:00:00Z"
     assert (shown["state"], shown["checkpoint"], shown["events_behind"], shown["parked"]) == (

@@ -16,6 +16,7 @@ from ilji.app.time_travel import StateChange
 from ilji.domain.events import RecordedEvent
 from ilji.domain.shapes import event_json, to_json
 from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, WorkerStatus
+from ilji.projections.shapes import parked_json, partition_json, projection_json
 from ilji.server.models import EventOut
 from ilji.server.response_models import (
     ChangeOut,
@@ -27,9 +28,6 @@ from ilji.server.response_models import (
     StreamList,
     WorkerOut,
     listing_json,
-    parked_json,
-    partition_json,
-    projection_json,
     stats_json,
 )
 from ilji.store.catalog import AppendBucket, StoreStats, StreamListing, StreamSummary

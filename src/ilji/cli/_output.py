@@ -8,35 +8,13 @@ for people; their times are `utc_text` too, so a time reads the same wherever it
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import orjson
 from rich.table import Table
 
 from ilji.domain.events import RecordedEvent
-from ilji.domain.shapes import to_json, utc_text
+from ilji.domain.shapes import utc_text
 from ilji.projections import PartitionStatus, ProjectionStatus
-
-
-def with_properties(value: Any, *names: str) -> dict[str, Any]:
-    """`to_json(value)` and the named properties of `value` (derived fields a dataclass does
-    not store, such as a projection's overall state)."""
-    return {**to_json(value), **{name: to_json(getattr(value, name)) for name in names}}
-
-
-def status_json(status: ProjectionStatus) -> dict[str, Any]:
-    """A projection's (or relay's) status with its totals over the serving partitions."""
-    return with_properties(
-        status,
-        "state",
-        "checkpoint",
-        "events_behind",
-        "lag_seconds",
-        "events_per_second",
-        "parked",
-        "owners",
-        "errors",
-    )
 
 
 def events_table(title: str, events: Iterable[RecordedEvent]) -> Table:

@@ -25,7 +25,7 @@ from ilji.cli._common import (
     print_json,
     settings_of,
 )
-from ilji.cli._output import partitions_table, status_json
+from ilji.cli._output import partitions_table
 from ilji.domain.shapes import to_json, utc_text
 from ilji.projections import (
     ProjectionNotFound,
@@ -39,6 +39,7 @@ from ilji.projections import (
     status,
     wait_for_position,
 )
+from ilji.projections.shapes import projection_json
 from ilji.settings import Settings
 from ilji.store.audit import Actor
 
@@ -84,7 +85,7 @@ def projections_status_command(
         except ProjectionNotFound as exc:
             raise _not_found(exc) from None
         if json_output:
-            print_json([status_json(st) for st in items])
+            print_json([projection_json(st) for st in items])
             return
         rows = [(st, p) for st in items for p in [*st.partitions, *st.rebuilding]]
         out.print(partitions_table(STATUS_COLUMNS, rows))

@@ -22,10 +22,11 @@ from ilji.cli._common import (
     print_json,
     settings_of,
 )
-from ilji.cli._output import partitions_table, status_json
+from ilji.cli._output import partitions_table
 from ilji.domain.errors import IljiError
 from ilji.logs import configure_logging
 from ilji.projections import ProjectionNotFound, status
+from ilji.projections.shapes import projection_json
 
 #: `ilji relay ...`.
 relay_commands = typer.Typer(help="Publish integration events to NATS JetStream.", no_args_is_help=True)
@@ -118,7 +119,7 @@ def relay_status_command(
             fail(f"relay {name!r} never ran on this database")
             raise typer.Exit(EXIT_NOT_FOUND) from None
         if json_output:
-            print_json(status_json(st))
+            print_json(projection_json(st))
             return
         out.print(partitions_table(STATUS_COLUMNS, [(st, p) for p in st.partitions]))
         if st.parked:

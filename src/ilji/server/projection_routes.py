@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from ilji.domain.events import MAX_SAFE_POSITION
 from ilji.projections import admin
+from ilji.projections.shapes import parked_json, projection_json
 from ilji.server import problem_docs
 from ilji.server.actor import actor_of
 from ilji.server.auth import Role, require
@@ -28,8 +29,6 @@ from ilji.server.response_models import (
     RebuildAccepted,
     ReplayAccepted,
     WaitReached,
-    parked_json,
-    projection_json,
 )
 from ilji.server.state import State
 from ilji.store.postgres import PostgresEventStore

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ilji.app.time_travel import StateHistory
 from ilji.domain.shapes import event_json, to_json, utc_text
-from ilji.projections.admin import ParkedEvent, PartitionStatus, ProjectionStatus, State
+from ilji.projections.admin import State
 from ilji.server.models import EventOut
 from ilji.store.catalog import StoreStats, StreamListing
 
@@ -160,48 +160,6 @@ class RetentionOut(BaseModel):
     max_count: int | None = Field(
         description="each stream keeps only its newest events (null: no count rule)"
     )
-
-
-def _without(value: Any, *names: str) -> dict[str, Any]:
-    # The dataclass's own JSON (`to_json`), less the fields the URL already says.
-    shown: dict[str, Any] = to_json(value)
-    for name in names:
-        del shown[name]
-    return shown
-
-
-def partition_json(p: PartitionStatus) -> dict[str, Any]:
-    """A partition's status as the JSON object of the HTTP API (`PartitionOut`)."""
-    return _without(p, "projection", "active")
-
-
-def projection_json(st: ProjectionStatus) -> dict[str, Any]:
-    """A projection's status as the JSON object of the HTTP API (`ProjectionOut`): its fields
-    and the totals over its serving partitions (`ilji projections status --json` prints it)."""
-    return {
-        "name": st.name,
-        "active_version": st.active_version,
-        "requested_version": st.requested_version,
-        "paused": st.paused,
-        "state": st.state,
-        "category": st.category,
-        "types": st.types,
-        "checkpoint": st.checkpoint,
-        "events_behind": st.events_behind,
-        "lag_seconds": st.lag_seconds,
-        "events_per_second": st.events_per_second,
-        "parked": st.parked,
-        "owners": st.owners,
-        "partitions": [partition_json(p) for p in st.partitions],
-        "rebuilding": [partition_json(p) for p in st.rebuilding],
-        "workers": to_json(st.workers),
-        "errors": st.errors,
-    }
-
-
-def parked_json(p: ParkedEvent) -> dict[str, Any]:
-    """A parked event as the JSON object of the HTTP API (`ParkedEventOut`)."""
-    return _without(p, "projection")
 
 
 # -- response models (for the OpenAPI document; the handlers build plain dicts) --------------------
