@@ -397,3 +397,26 @@ async def test_global_and_category_reads_use_an_ordered_index_scan(database_url:
                 [scan] = [p for p in plan[0]["Plan"]["Plans"] if p["Parent Relationship"] == "Outer"]
                 assert scan["Node Type"] == "Index Scan", (name, scan["Node Type"])
                 assert scan["Actual Rows"] == 10
+
+
+async def test_every_read_gives_the_stored_id_and_time_exactly(database_url: str) -> None:
+    """The reads fetch the id and the time in binary and decode them on first access
+    (RecordedEvent): the values must be the ones PostgreSQL holds, to the microsecond."""
+    category = f"exact{uuid.uuid4().hex[:8]}"
+    stream = f"{category}-1"
+    async with await PostgresEventStore.open(database_url) as store:
+        result = await store.append(stream, events(3))
+        async with store.database.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, recorded_at FROM ilji.events WHERE stream = %s ORDER BY version", [stream]
+            )
+            held = await cur.fetchall()
+        reads = {
+            "forward": await store.read_stream(stream),
+            "backward": list(reversed(await store.read_stream(stream, direction="backward"))),
+            "all": await store.read_all(result.first_position - 1, 3),
+            "category": await store.read_category(category),
+        }
+    for name, read in reads.items():
+        assert [(e.id, e.recorded_at) for e in read] == held, name
+        assert all(type(e.id) is uuid.UUID and e.recorded_at.tzinfo is not None for e in read), name

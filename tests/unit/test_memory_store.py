@@ -28,6 +28,29 @@ def test_recorded_events_decode_lazily_and_compare_by_value() -> None:
     assert "s-1" in repr(lazy)
 
 
+def test_recorded_events_take_the_id_and_time_as_postgres_bytes() -> None:
+    import uuid
+
+    from ilji.domain.events import datetime_from_bytes, uuid_from_bytes
+
+    new_id = uuid.uuid4()
+    now = datetime(2026, 12, 7, 16, 30, 1, 123456, tzinfo=UTC)
+    micros = (now - datetime(2000, 1, 1, tzinfo=UTC)) // __import__("datetime").timedelta(microseconds=1)
+    stored = RecordedEvent(new_id.bytes, "s-1", 1, 5, "T", "{}", "{}", micros.to_bytes(8, "big", signed=True))
+    assert stored._id == new_id.bytes  # not a UUID until read
+    assert stored == RecordedEvent(new_id, "s-1", 1, 5, "T", {}, {}, now)
+    assert type(stored.id) is uuid.UUID and stored.id == new_id and hash(stored.id) == hash(new_id)
+    assert str(stored.id) == str(new_id) and stored.id.version == 4
+    assert stored.recorded_at == now and stored.recorded_at.tzinfo is not None
+    before = (-1).to_bytes(8, "big", signed=True)  # one microsecond before 2000
+    assert datetime_from_bytes(before) == datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert uuid_from_bytes(bytes(16)) == uuid.UUID(int=0)
+    with pytest.raises(ValueError, match="16 bytes"):
+        uuid_from_bytes(b"short")
+    with pytest.raises(ValueError, match="8 bytes"):
+        datetime_from_bytes(b"short")
+
+
 async def test_memory_follow_wakes_on_append() -> None:
     store = MemoryEventStore()
     got: list[str] = []

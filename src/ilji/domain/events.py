@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeAlias
 
 #: Positions are computed from a transaction id shifted left by this many bits plus the
@@ -68,10 +68,14 @@ class RecordedEvent:
 
     Readers often skip most events by type, so `data` and `metadata` may be given as JSON
     text, which is parsed on first access (a JSON object never parses to a string, so a
-    string in those slots always means "not parsed yet"). Treat instances as immutable.
+    string in those slots always means "not parsed yet"). Likewise a store may give `id` as
+    the UUID's 16 bytes and `recorded_at` as PostgreSQL's 8-byte binary timestamp, each made
+    a Python object on first access: a page of the log then costs one object per event for
+    the garbage collector to walk, not two, and no time is spent on fields a reader skips.
+    Treat instances as immutable.
     """
 
-    __slots__ = ("_data", "_metadata", "id", "position", "recorded_at", "stream", "type", "version")
+    __slots__ = ("_data", "_id", "_metadata", "_recorded_at", "position", "stream", "type", "version")
 
     @staticmethod
     def _decode(text: str) -> Any:
@@ -80,23 +84,39 @@ class RecordedEvent:
 
     def __init__(
         self,
-        id: uuid.UUID,
+        id: uuid.UUID | bytes,
         stream: str,
         version: int,
         position: int,
         type: str,
         data: dict[str, Any] | str,
         metadata: dict[str, Any] | str,
-        recorded_at: datetime,
+        recorded_at: datetime | bytes,
     ) -> None:
-        self.id = id
+        self._id = id
         self.stream = stream
         self.version = version
         self.position = position
         self.type = type
         self._data = data
         self._metadata = metadata
-        self.recorded_at = recorded_at
+        self._recorded_at = recorded_at
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The event's id."""
+        value = self._id
+        if type(value) is bytes:
+            value = self._id = uuid_from_bytes(value)
+        return value  # type: ignore[return-value]
+
+    @property
+    def recorded_at(self) -> datetime:
+        """When the event was stored (UTC)."""
+        value = self._recorded_at
+        if type(value) is bytes:
+            value = self._recorded_at = datetime_from_bytes(value)
+        return value  # type: ignore[return-value]
 
     @property
     def data(self) -> dict[str, Any]:
@@ -181,6 +201,37 @@ def expected_version_holds(expected: ExpectedVersion, version: int) -> bool:
 def category_of(stream: str) -> str:
     """A stream's category: the part of its name before the first `-` (`order-12-a` → `order`)."""
     return stream.split("-", 1)[0]
+
+
+def uuid_from_bytes(
+    value: bytes,
+    _new: Any = object.__new__,
+    _set: Any = object.__setattr__,
+    _unknown: uuid.SafeUUID = uuid.SafeUUID.unknown,
+) -> uuid.UUID:
+    """`uuid.UUID(bytes=value)` in half the time, for ids read from the store.
+
+    It sets the two attributes `uuid.UUID.__init__` ends by setting, without the argument
+    checks that a 16-byte value from PostgreSQL's `uuid_send` does not need.
+    """
+    if len(value) != 16:
+        raise ValueError(f"a UUID has 16 bytes, not {len(value)}")
+    result: uuid.UUID = _new(uuid.UUID)
+    _set(result, "int", int.from_bytes(value))
+    _set(result, "is_safe", _unknown)
+    return result
+
+
+#: PostgreSQL's binary timestamps count microseconds from here.
+_POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def datetime_from_bytes(value: bytes) -> datetime:
+    """A `timestamptz` in PostgreSQL's binary form (`timestamptz_send`: microseconds since
+    2000-01-01 UTC, 8 bytes, big-endian, signed) as an aware UTC datetime."""
+    if len(value) != 8:
+        raise ValueError(f"a binary timestamp has 8 bytes, not {len(value)}")
+    return _POSTGRES_EPOCH + timedelta(0, 0, int.from_bytes(value, signed=True))
 
 
 def new_event_id() -> uuid.UUID:

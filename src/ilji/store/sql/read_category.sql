@@ -1,6 +1,8 @@
 -- One category of the global log, with the same visibility bound as read_all.sql, without
 -- hidden events.
-SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
+-- The id and the time come as bytes, decoded on first access (see read_all.sql).
+SELECT uuid_send(id), stream, version, position, type, data::text, metadata::text,
+       timestamptz_send(recorded_at)
 FROM ilji.visible_events
 WHERE category = %(category)s
   AND position > %(after)s

@@ -4,7 +4,9 @@
 -- snapshot against the first visible version) does not walk its hidden prefix row by row.
 -- The subquery names no column of the outer query, so it runs once, as a bound of the index
 -- scan; greatest() ignores its NULL when the stream has no rule.
-SELECT id, stream, version, position, type, data::text, metadata::text, recorded_at
+-- The id and the time come as bytes, decoded on first access (see read_all.sql).
+SELECT uuid_send(id), stream, version, position, type, data::text, metadata::text,
+       timestamptz_send(recorded_at)
 FROM ilji.visible_events
 WHERE stream = %(stream)s
   AND version >= greatest(%(from_version)s,
