@@ -126,7 +126,7 @@ class _StackPool(AsyncConnectionPool[Connection]):
     that renames the method this overrides fails there rather than slowing appends silently.
     """
 
-    async def _get_ready_connection(self, timeout: float | None) -> Connection | None:
+    async def _get_ready_connection(self, timeout: float | None) -> Connection | None:  # noqa: ASYNC109
         # The base class takes the oldest from the left; bring the newest there first.
         self._pool.rotate(1)
         return await super()._get_ready_connection(timeout)
