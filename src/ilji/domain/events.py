@@ -203,12 +203,7 @@ def category_of(stream: str) -> str:
     return stream.split("-", 1)[0]
 
 
-def uuid_from_bytes(
-    value: bytes,
-    _new: Any = object.__new__,
-    _set: Any = object.__setattr__,
-    _unknown: uuid.SafeUUID = uuid.SafeUUID.unknown,
-) -> uuid.UUID:
+def uuid_from_bytes(value: bytes) -> uuid.UUID:
     """`uuid.UUID(bytes=value)` in half the time, for ids read from the store.
 
     It sets the two attributes `uuid.UUID.__init__` ends by setting, without the argument
@@ -216,8 +211,18 @@ def uuid_from_bytes(
     """
     if len(value) != 16:
         raise ValueError(f"a UUID has 16 bytes, not {len(value)}")
+    return _uuid_from_int(int.from_bytes(value))
+
+
+def _uuid_from_int(
+    value: int,
+    _new: Any = object.__new__,
+    _set: Any = object.__setattr__,
+    _unknown: uuid.SafeUUID = uuid.SafeUUID.unknown,
+) -> uuid.UUID:
+    # `uuid.UUID(int=value)` for a value known to fit 128 bits: what its __init__ ends with.
     result: uuid.UUID = _new(uuid.UUID)
-    _set(result, "int", int.from_bytes(value))
+    _set(result, "int", value)
     _set(result, "is_safe", _unknown)
     return result
 
@@ -243,4 +248,4 @@ def new_event_id() -> uuid.UUID:
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
+    return _uuid_from_int(value)

@@ -55,9 +55,9 @@ def _count_refusal(metrics: Metrics, exc: IljiError) -> None:
 
 def _count_stored(metrics: Metrics, idempotent: bool, events: int) -> None:
     if idempotent:
-        metrics.appends.labels("idempotent").inc()
+        metrics.appends_idempotent.inc()
     else:
-        metrics.appends.labels("stored").inc()
+        metrics.appends_stored.inc()
         metrics.events_appended.inc(events)
 
 

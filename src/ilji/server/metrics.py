@@ -14,13 +14,15 @@ most one monitor interval, `ILJI_MONITOR_INTERVAL`).
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
+import os
 import platform
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import prometheus_client
 from prometheus_client import (
@@ -233,6 +235,9 @@ class Metrics:
             registry=r,
         )
         self.appends = Counter("ilji_appends", "Append requests by outcome.", ["outcome"], registry=r)
+        #: The two outcomes of every successful append, looked up once (see `MetricsMiddleware`).
+        self.appends_stored = self.appends.labels("stored")
+        self.appends_idempotent = self.appends.labels("idempotent")
         self.events_appended = Counter("ilji_events_appended", "Events stored by appends.", registry=r)
         self.conflicts = Counter(
             "ilji_append_conflicts", "Appends refused by a conflict.", ["reason"], registry=r
@@ -302,7 +307,13 @@ def _route_label(scope: Scope) -> str:
     # The documented template (`/v1/streams/{stream}`), without Starlette's convertor names.
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else "unmatched"
+    return _template(path) if isinstance(path, str) else "unmatched"
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path: str) -> str:
+    # One per route of the app: cached, since it runs on every request.
+    return _CONVERTOR.sub(r"{\1}", path)
 
 
 def request_id(scope: Scope) -> str:
@@ -313,7 +324,8 @@ def request_id(scope: Scope) -> str:
             if _REQUEST_ID.fullmatch(text):
                 return text
             break
-    return uuid.uuid4().hex
+    # 32 random hex digits, like a UUID's, without building a UUID object on every request.
+    return os.urandom(16).hex()
 
 
 class MetricsMiddleware:
@@ -327,6 +339,7 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.log_requests = log_requests
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -352,8 +365,17 @@ class MetricsMiddleware:
             route = _route_label(scope)
             method = str(scope.get("method", ""))
             labels = (method, route, str(status))
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(elapsed)
+            children = self._children.get(labels)
+            if children is None:
+                # prometheus_client looks a child up under a lock and checks its labels on
+                # every `labels()`: the pair is kept per label set (no more of them than the
+                # metrics hold anyway).
+                children = self._children[labels] = (
+                    self.metrics.requests.labels(*labels),
+                    self.metrics.latency.labels(*labels),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             if self.log_requests:
                 # The route template, not the path: paths hold stream names, queries may hold anything.
                 access_log.log(
