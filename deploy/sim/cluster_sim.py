@@ -71,6 +71,10 @@ STREAM_PREFIX = "sim"
 # in flight for part of it, so it must be comfortably longer than `HOLD_IN_FLIGHT`.
 SHUTDOWN_TIMEOUT = 8.0
 HOLD_IN_FLIGHT = 1.0
+#: Starts of a replica that exits 5 (no database) before it is up, as a pod is restarted.
+STARTS = 5
+#: `ilji`'s exit status when the database is unavailable.
+EXIT_UNAVAILABLE = 5
 
 
 STARTED = time.monotonic()
@@ -137,16 +141,29 @@ class Replica:
             # old owner's lease must expire (or be released) before another takes it over.
             args = ["worker", "-p", "sim_projection:SimAudit", "--database-url", self.url]
             args += ["--worker-id", self.name, "--lease-ttl", "2", "--poll-interval", "0.1"]
-        out = (self.logs / f"{self.name}.log").open("ab")
-        # S603: the command is this environment's own `ilji` with arguments built here.
-        self.proc = subprocess.Popen(  # noqa: S603
-            [*ilji_command(), *args], env={**child_env(), **self.env}, stdout=out, stderr=subprocess.STDOUT
-        )
-        out.close()
-        if self.kind == "api":
-            self.wait_healthy()
-        else:
-            self.wait_log("worker starting")
+        # A process that finds no database at start exits 5 (unavailable), as during a
+        # failover; Kubernetes would restart the pod, and so does this, a few times.
+        for attempt in range(1, STARTS + 1):
+            out = (self.logs / f"{self.name}.log").open("ab")
+            # S603: the command is this environment's own `ilji` with arguments built here.
+            self.proc = subprocess.Popen(  # noqa: S603
+                [*ilji_command(), *args],
+                env={**child_env(), **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            out.close()
+            try:
+                if self.kind == "api":
+                    self.wait_healthy()
+                else:
+                    self.wait_log("worker starting")
+                return
+            except RuntimeError:
+                if self.proc.poll() != EXIT_UNAVAILABLE or attempt == STARTS:
+                    raise
+                log(f"{self.name} found no database at start (exit 5): starting it again")
+                time.sleep(1.0)
 
     def wait_log(self, text: str, timeout: float = 60.0) -> None:
         """Wait until the log shows `text`: the worker has its SIGTERM handler from then on.
@@ -369,7 +386,7 @@ class FaultStats:
     still_serving_while_draining: int = 0
 
 
-def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: int = 3) -> None:
+def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: int = 2) -> None:
     """SIGTERM an API while it provably has requests in flight, and check they complete.
 
     To make "in flight" certain rather than a race, each probe appends version 1 of a new
@@ -378,6 +395,11 @@ def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: 
     probes wait (seen in pg_stat_activity) does the signal go out; the transaction rolls
     back `HOLD_IN_FLIGHT` seconds later, and the probes' appends go through. A server that
     drops in-flight requests on SIGTERM fails them; one that drains answers 201.
+
+    The probes go one after another, each once the one before waits: sent together, group
+    commit could put two in one statement (one waiting backend for two requests). Two, as a
+    server process has at most two groups in flight (`ilji.store.group_commit`); while both
+    wait, the load's appends to that process queue behind them.
     """
     streams = [f"{STREAM_PREFIX}-drain-{uuid.uuid4().hex[:12]}" for _ in range(probes)]
     results: list[tuple[int | None, list[uuid.UUID]]] = []
@@ -405,18 +427,21 @@ def _drain(api: Replica, url: str, stats: FaultStats, acked: LoadStats, probes: 
                 (offset, stream),
             )
         threads = [threading.Thread(target=probe, args=(s,)) for s in streams]
-        for t in threads:
-            t.start()
         waiting = 0
         with psycopg.connect(url, autocommit=True) as watch:
             deadline = time.monotonic() + 10
-            while waiting < probes and time.monotonic() < deadline:
-                row = watch.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND query LIKE '%%INSERT INTO ilji.events%%'"
-                ).fetchone()
-                waiting = min(probes, int(row[0])) if row else 0
-                time.sleep(0.02)
+            for sent, thread in enumerate(threads, 1):
+                thread.start()
+                while waiting < sent and time.monotonic() < deadline:
+                    # Backends blocked by this transaction (the query text would not tell:
+                    # pg_stat_activity keeps its first 1,024 bytes, and a group statement's
+                    # INSERT comes later).
+                    row = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                        (blocker.info.backend_pid,),
+                    ).fetchone()
+                    waiting = min(sent, int(row[0])) if row else 0
+                    time.sleep(0.02)
         signalled = time.monotonic()
         api.signal(signal.SIGTERM)
         time.sleep(HOLD_IN_FLIGHT)
