@@ -146,28 +146,3 @@ async def test_an_ilji_error_in_a_dedicated_connection_passes_through(database_u
             raise error
     assert raised.value is error
 
-
-async def test_the_pool_lends_the_connection_given_back_last(database_url: str) -> None:
-    """A stack, not a queue: a lone caller keeps one warm server process (`_StackPool`)."""
-    db = await Database.open(database_url, "ilji-seam-stack", min_size=3, max_size=3)
-    try:
-
-        async def backend() -> int:
-            async with db.connection() as conn:
-                cur = await conn.execute("SELECT pg_backend_pid()")
-                row = await cur.fetchone()
-                assert row is not None
-                return int(row[0])
-
-        first = await backend()
-        assert [await backend() for _ in range(5)] == [first] * 5
-        # Two at once: the second borrower gets another connection; given back in the order
-        # outer-then-inner, the inner one (returned last) is lent next.
-        async with db.connection() as outer:
-            async with db.connection() as inner:
-                inner_pid = inner.info.backend_pid
-            outer_pid = outer.info.backend_pid
-        assert outer_pid != inner_pid
-        assert await backend() == outer_pid  # the outer block ended last
-    finally:
-        await db.close()

@@ -114,24 +114,6 @@ def _primary(exc: psycopg.Error) -> str:
     return diag or str(exc).strip()
 
 
-class _StackPool(AsyncConnectionPool[Connection]):
-    """A pool that lends the connection given back last (a stack; psycopg_pool's is a queue).
-
-    A queue round-robins over every idle connection, so even a lone caller wakes a different
-    server process each time, with cold caches: on a two-core machine a single-event append
-    took a fifth longer from a pool of two than from a pool of one, and longer again from
-    four. A stack keeps the busy few connections hot and lets the rest idle out
-    (`max_idle`), as SQLAlchemy's `pool_use_lifo` and node-postgres do.
-    `tests/integration/test_database_seam.py` checks the order, so a psycopg_pool release
-    that renames the method this overrides fails there rather than slowing appends silently.
-    """
-
-    async def _get_ready_connection(self, timeout: float | None) -> Connection | None:  # noqa: ASYNC109
-        # The base class takes the oldest from the left; bring the newest there first.
-        self._pool.rotate(1)
-        return await super()._get_ready_connection(timeout)
-
-
 class _Translated:
     """The context manager of `Database.connection`: borrow, translate, give back.
 
@@ -215,7 +197,7 @@ class Database:
             kwargs["prepare_threshold"] = None
         else:
             kwargs["options"] = options
-        pool: AsyncConnectionPool[Connection] = _StackPool(
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
