@@ -3,6 +3,7 @@ an Ilji error, once; Ilji's own errors pass through; the connection always goes 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -146,3 +147,54 @@ async def test_an_ilji_error_in_a_dedicated_connection_passes_through(database_u
             raise error
     assert raised.value is error
 
+
+async def _backend(db: Database) -> int:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT pg_backend_pid()")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_the_pool_lends_the_connection_given_back_last(database_url: str) -> None:
+    """A stack, not a queue: a lone caller keeps one warm server process (`_StackPool`)."""
+    db = await Database.open(database_url, "ilji-seam-stack", min_size=3, max_size=3)
+    try:
+        first = await _backend(db)
+        assert [await _backend(db) for _ in range(5)] == [first] * 5
+        # Two at once: the second borrower gets another connection; given back in the order
+        # inner-then-outer, the outer one (returned last) is lent next.
+        async with db.connection() as outer:
+            async with db.connection() as inner:
+                inner_pid = inner.info.backend_pid
+            outer_pid = outer.info.backend_pid
+        assert outer_pid != inner_pid
+        assert await _backend(db) == outer_pid
+    finally:
+        await db.close()
+
+
+async def test_a_broken_connection_gets_the_idle_ones_checked(database_url: str) -> None:
+    """After every server process of the pool dies (a database restart), one failed borrow
+    starts a check of the idle connections: a burst afterwards meets no dead connection, though
+    the dead ones sat at the bottom of the stack."""
+    db = await Database.open(database_url, "ilji-seam-sweep", min_size=4, max_size=4)
+    try:
+        async with db.connection() as c1, db.connection() as c2, db.connection() as c3:
+            pids = [c.info.backend_pid for c in (c1, c2, c3)]
+        async with connect(database_url) as admin:
+            for pid in [*pids, await _backend(db)]:
+                await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(StoreUnavailable):
+            await _backend(db)  # the top of the stack is dead: the caller sees it, once
+        for _ in range(100):
+            if db.stats()["pool_checks"] == 1 and db.stats()["pool_available"] == 4:
+                break
+            await asyncio.sleep(0.05)
+        assert db.stats()["pool_checks"] == 1
+        # Four at once reach the whole stack: every connection works.
+        async with db.connection() as a, db.connection() as b, db.connection() as c, db.connection() as d:
+            for conn in (a, b, c, d):
+                await conn.execute("SELECT 1")
+    finally:
+        await db.close()

@@ -76,6 +76,7 @@ _POOL_COUNTERS = {
     "connections_num": "connection attempts to the database",
     "connections_errors": "failed connection attempts",
     "connections_lost": "connections found broken",
+    "pool_checks": "checks of every idle connection, started when one was found broken",
 }
 
 
