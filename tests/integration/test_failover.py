@@ -185,5 +185,10 @@ async def test_sync_failover_under_load_loses_no_acknowledged_append(workdir: Pa
             rest.extend(e.id for e in page)
             cursor = page[-1].position
         assert len(seen) + len(rest) == len(set(seen) | set(rest)), "an event read twice"
-        assert set(seen) | set(rest) == stored, "the follower skipped events"
+        assert stored <= set(seen) | set(rest), "the follower skipped events"
+        # PostgreSQL makes a commit visible on the primary before the sync standby confirms
+        # it; the follower may have read appends that were waiting for the standby when the
+        # primary died, which the standby never got. Those were never acknowledged.
+        in_doubt = set(seen) - stored
+        assert not in_doubt & set(acknowledged), "an acknowledged event the follower read is gone"
     print(f"sync failover: {len(acknowledged)} acknowledged, {len(stored)} found after promotion")
